@@ -1,0 +1,316 @@
+/**
+ * The KVM API through koffi: /dev/kvm, a VM, a vCPU. Thin and synchronous; every failure
+ * becomes a KvmError naming the ioctl and the errno. Objects are cheap handles over file
+ * descriptors, so a worker thread can rebuild a KvmVcpu from the fd number it is given.
+ */
+import { NodevisorError } from '../errors.js';
+import type { Regs, Sregs } from '../hypervisor/x86-state.js';
+import { KVM_CAP, type KvmCapName } from './capabilities.js';
+import { EINTR, errnoName } from './errno.js';
+import * as K from './ioctls.js';
+import { KvmError } from './kvm-error.js';
+import {
+  addressOf, close, errno, ioctlPtr, ioctlVal, mmap, MAP_SHARED, O_CLOEXEC, O_RDWR, open, PROT_READ, PROT_WRITE,
+  viewAt, type Pointer,
+} from './libc.js';
+import {
+  decodeCpuid2, decodeMsrs, decodeRegs, decodeSregs, encodeCpuid2, encodeMemoryRegion, encodeMsrs, encodeRegs,
+  encodeSregs, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE,
+  type CpuidEntryData, type MsrEntry,
+} from './structs.js';
+
+export const KVM_API_VERSION = 12;
+export const KVM_DEVICE = '/dev/kvm';
+
+function check(call: number | string, ret: number): number {
+  if (ret < 0) throw new KvmError(typeof call === 'string' ? call : (K.IOCTL_NAMES.get(call) ?? `ioctl 0x${call.toString(16)}`), errno());
+  return ret;
+}
+
+function ioctl(fd: number, req: number, arg: Uint8Array | null): number {
+  return check(req, ioctlPtr(fd, req, arg));
+}
+
+function ioctlInt(fd: number, req: number, arg: bigint | number = 0n): number {
+  return check(req, ioctlVal(fd, req, BigInt(arg)));
+}
+
+/** The hypervisor: /dev/kvm. */
+export class Kvm {
+  private constructor(readonly fd: number) {}
+
+  /** Opens /dev/kvm, with an error that names the device and the fix when it cannot. */
+  static open(path = KVM_DEVICE): Kvm {
+    const fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      const e = errno();
+      const fix = e === 2 ? 'is the kvm module loaded? (modprobe kvm_intel or kvm_amd)'
+        : e === 13 || e === 1 ? `add your user to the group that owns ${path} (usually "kvm") or run as root`
+          : 'check that KVM is available on this host';
+      throw new NodevisorError('ERR_KVM_UNAVAILABLE', `Could not access KVM kernel module: ${path}: ${errnoName(e)}: ${fix}`);
+    }
+    const kvm = new Kvm(fd);
+    const version = ioctlInt(fd, K.KVM_GET_API_VERSION);
+    if (version !== KVM_API_VERSION) {
+      kvm.close();
+      throw new NodevisorError('ERR_KVM_UNAVAILABLE', `${path}: KVM API version ${version}, need ${KVM_API_VERSION}`);
+    }
+    return kvm;
+  }
+
+  /** KVM_CHECK_EXTENSION: 0 when absent, else the capability's value. */
+  checkExtension(cap: KvmCapName): number {
+    return ioctlInt(this.fd, K.KVM_CHECK_EXTENSION, KVM_CAP[cap]);
+  }
+
+  vcpuMmapSize(): number {
+    return ioctlInt(this.fd, K.KVM_GET_VCPU_MMAP_SIZE);
+  }
+
+  supportedCpuid(): CpuidEntryData[] {
+    // E2BIG means "more entries than room": grow until it fits, as every VMM does.
+    for (let cap = 64; cap <= 4096; cap *= 2) {
+      const buf = encodeCpuid2([], cap);
+      const ret = ioctlPtr(this.fd, K.KVM_GET_SUPPORTED_CPUID, buf);
+      if (ret >= 0) return decodeCpuid2(buf);
+      const e = errno();
+      if (e !== 7) throw new KvmError('KVM_GET_SUPPORTED_CPUID', e);
+    }
+    throw new KvmError('KVM_GET_SUPPORTED_CPUID', 7);
+  }
+
+  createVm(): KvmVm {
+    return new KvmVm(ioctlInt(this.fd, K.KVM_CREATE_VM, 0));
+  }
+
+  close(): void {
+    close(this.fd);
+  }
+}
+
+/** One VM (its fd). Safe to use from any thread: KVM serializes VM ioctls itself. */
+export class KvmVm {
+  constructor(readonly fd: number) {}
+
+  setTssAddr(addr: number): void {
+    ioctlInt(this.fd, K.KVM_SET_TSS_ADDR, addr);
+  }
+
+  setIdentityMapAddr(addr: number): void {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(addr), true);
+    ioctl(this.fd, K.KVM_SET_IDENTITY_MAP_ADDR, b);
+  }
+
+  createIrqchip(): void {
+    ioctlInt(this.fd, K.KVM_CREATE_IRQCHIP);
+  }
+
+  /** KVM_CREATE_PIT2; flags 0 (the speaker port 0x61 stays in user space only with DUMMY). */
+  createPit2(flags = 0): void {
+    const b = new Uint8Array(64);
+    new DataView(b.buffer).setUint32(0, flags, true);
+    ioctl(this.fd, K.KVM_CREATE_PIT2, b);
+  }
+
+  setUserMemoryRegion(slot: number, gpa: number, size: number, hostAddress: bigint, flags = 0): void {
+    ioctl(this.fd, K.KVM_SET_USER_MEMORY_REGION, encodeMemoryRegion(slot, flags, gpa, size, hostAddress));
+  }
+
+  /** Sets an irqchip input line (ISA IRQ / GSI) to a level. */
+  irqLine(irq: number, level: boolean): void {
+    const b = new Uint8Array(8);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, irq, true);
+    v.setUint32(4, level ? 1 : 0, true);
+    ioctl(this.fd, K.KVM_IRQ_LINE, b);
+  }
+
+  /** KVM_GET_IRQCHIP for chip 0 (PIC master), 1 (PIC slave), 2 (IOAPIC): the 520-byte struct. */
+  getIrqchip(chipId: number): Uint8Array {
+    const b = new Uint8Array(520);
+    new DataView(b.buffer).setUint32(0, chipId, true);
+    ioctl(this.fd, K.KVM_GET_IRQCHIP, b);
+    return b;
+  }
+
+  setIrqchip(state: Uint8Array): void {
+    ioctl(this.fd, K.KVM_SET_IRQCHIP, state);
+  }
+
+  getPit2(): Uint8Array {
+    const b = new Uint8Array(112);
+    ioctl(this.fd, K.KVM_GET_PIT2, b);
+    return b;
+  }
+
+  setPit2(state: Uint8Array): void {
+    ioctl(this.fd, K.KVM_SET_PIT2, state);
+  }
+
+  createVcpu(id: number): number {
+    return ioctlInt(this.fd, K.KVM_CREATE_VCPU, id);
+  }
+
+  close(): void {
+    close(this.fd);
+  }
+}
+
+/** One vCPU: its fd and its mapped kvm_run page. */
+export class KvmVcpu {
+  readonly run: DataView;
+  readonly runBytes: Uint8Array;
+  readonly runAddress: bigint;
+  private readonly regsBuf = new Uint8Array(KVM_REGS_SIZE);
+  private readonly sregsBuf = new Uint8Array(KVM_SREGS_SIZE);
+
+  constructor(readonly fd: number, runAddress: bigint, runSize: number) {
+    this.runAddress = runAddress;
+    const ab = viewAt(runAddress, runSize);
+    this.run = new DataView(ab);
+    this.runBytes = new Uint8Array(ab);
+  }
+
+  /** Maps the vCPU's kvm_run page (done once, by whoever creates the vCPU). */
+  static mapRun(fd: number, runSize: number): bigint {
+    const p: Pointer | null = mmap(runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+    if (!p) throw new KvmError('mmap(kvm_run)', errno());
+    return addressOf(p);
+  }
+
+  /**
+   * KVM_RUN. Returns false when interrupted by a signal (EINTR: a kick), true on an exit
+   * to decode from the run page. Any other failure throws.
+   */
+  runOnce(): boolean {
+    const ret = ioctlVal(this.fd, K.KVM_RUN, 0n);
+    if (ret >= 0) return true;
+    const e = errno();
+    if (e === EINTR) return false;
+    throw new KvmError('KVM_RUN', e);
+  }
+
+  getRegs(): Regs {
+    ioctl(this.fd, K.KVM_GET_REGS, this.regsBuf);
+    return decodeRegs(this.regsBuf);
+  }
+
+  setRegs(r: Regs): void {
+    ioctl(this.fd, K.KVM_SET_REGS, encodeRegs(r, this.regsBuf));
+  }
+
+  getSregs(): Sregs {
+    ioctl(this.fd, K.KVM_GET_SREGS, this.sregsBuf);
+    return decodeSregs(this.sregsBuf);
+  }
+
+  setSregs(s: Sregs): void {
+    ioctl(this.fd, K.KVM_SET_SREGS, encodeSregs(s, this.sregsBuf));
+  }
+
+  setCpuid(entries: readonly CpuidEntryData[]): void {
+    ioctl(this.fd, K.KVM_SET_CPUID2, encodeCpuid2(entries));
+  }
+
+  getMsrs(indices: readonly number[]): MsrEntry[] {
+    const b = encodeMsrs(indices.map((index) => ({ index, data: 0n })));
+    const n = ioctl(this.fd, K.KVM_GET_MSRS, b);
+    return decodeMsrs(b, n);
+  }
+
+  /** KVM_SET_MSRS sets entries in order and stops at the first it refuses: that is an error here. */
+  setMsrs(entries: readonly MsrEntry[]): void {
+    const n = ioctl(this.fd, K.KVM_SET_MSRS, encodeMsrs(entries));
+    if (n !== entries.length) {
+      const bad = entries[n];
+      throw new NodevisorError('ERR_KVM_IOCTL', `KVM_SET_MSRS refused MSR 0x${(bad?.index ?? 0).toString(16)}`);
+    }
+  }
+
+  getFpu(): Uint8Array {
+    const b = new Uint8Array(KVM_FPU_SIZE);
+    ioctl(this.fd, K.KVM_GET_FPU, b);
+    return b;
+  }
+
+  setFpu(fpu: Uint8Array): void {
+    ioctl(this.fd, K.KVM_SET_FPU, fpu);
+  }
+
+  getLapic(): Uint8Array {
+    const b = new Uint8Array(KVM_LAPIC_STATE_SIZE);
+    ioctl(this.fd, K.KVM_GET_LAPIC, b);
+    return b;
+  }
+
+  setLapic(state: Uint8Array): void {
+    ioctl(this.fd, K.KVM_SET_LAPIC, state);
+  }
+
+  getMpState(): number {
+    const b = new Uint8Array(4);
+    ioctl(this.fd, K.KVM_GET_MP_STATE, b);
+    return new DataView(b.buffer).getUint32(0, true);
+  }
+
+  setMpState(state: number): void {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, state, true);
+    ioctl(this.fd, K.KVM_SET_MP_STATE, b);
+  }
+
+  getVcpuEvents(): Uint8Array {
+    const b = new Uint8Array(64);
+    ioctl(this.fd, K.KVM_GET_VCPU_EVENTS, b);
+    return b;
+  }
+
+  setVcpuEvents(b: Uint8Array): void {
+    ioctl(this.fd, K.KVM_SET_VCPU_EVENTS, b);
+  }
+
+  getXcrs(): Uint8Array {
+    const b = new Uint8Array(392);
+    ioctl(this.fd, K.KVM_GET_XCRS, b);
+    return b;
+  }
+
+  setXcrs(b: Uint8Array): void {
+    ioctl(this.fd, K.KVM_SET_XCRS, b);
+  }
+
+  getXsave(): Uint8Array {
+    const b = new Uint8Array(4096);
+    ioctl(this.fd, K.KVM_GET_XSAVE, b);
+    return b;
+  }
+
+  setXsave(b: Uint8Array): void {
+    ioctl(this.fd, K.KVM_SET_XSAVE, b);
+  }
+
+  /** KVM_TRANSLATE: a linear address through the vCPU's current paging mode, or null if unmapped. */
+  translate(linear: bigint): bigint | null {
+    const b = new Uint8Array(24);
+    const v = new DataView(b.buffer);
+    v.setBigUint64(0, linear, true);
+    ioctl(this.fd, K.KVM_TRANSLATE, b);
+    return v.getUint8(16) ? v.getBigUint64(8, true) : null;
+  }
+
+  nmi(): void {
+    ioctlInt(this.fd, K.KVM_NMI);
+  }
+
+  /** KVM_SET_SIGNAL_MASK: the signal mask in force while inside KVM_RUN. */
+  setSignalMask(sigset: Uint8Array): void {
+    const b = new Uint8Array(4 + 8);
+    new DataView(b.buffer).setUint32(0, 8, true); // the kernel's sigset is 8 bytes
+    b.set(sigset.subarray(0, 8), 4);
+    ioctl(this.fd, K.KVM_SET_SIGNAL_MASK, b);
+  }
+}
+
+export const KVM_MP_STATE_RUNNABLE = 0;
+export const KVM_MP_STATE_UNINITIALIZED = 1;

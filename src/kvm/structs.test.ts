@@ -1,0 +1,119 @@
+// The struct layouts nodevisor declares, checked against the kernel's own header: a C program
+// built here prints sizeof/offsetof from <linux/kvm.h>, so a wrong offset cannot hide.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { zeroRegs, type Sregs } from '../hypervisor/x86-state.js';
+import * as K from './ioctls.js';
+import {
+  decodeRegs, decodeSregs, encodeRegs, encodeSregs, KVM_CPUID_ENTRY2_SIZE, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE,
+  KVM_MSR_ENTRY_SIZE, KVM_REGS_SIZE, KVM_RUN, KVM_SEGMENT_SIZE, KVM_SREGS_SIZE, KVM_USERSPACE_MEMORY_REGION_SIZE, SREGS,
+} from './structs.js';
+
+const PROBE = `
+#include <stdio.h>
+#include <stddef.h>
+#include <linux/kvm.h>
+#define S(t) printf(#t " %zu\\n", sizeof(struct t));
+#define O(t, f) printf(#t "." #f " %zu\\n", offsetof(struct t, f));
+#define I(n) printf(#n " %lu\\n", (unsigned long)(n));
+int main(void) {
+  S(kvm_regs) S(kvm_sregs) S(kvm_segment) S(kvm_userspace_memory_region) S(kvm_cpuid_entry2)
+  S(kvm_msr_entry) S(kvm_lapic_state) S(kvm_fpu)
+  O(kvm_regs, rip) O(kvm_regs, rflags)
+  O(kvm_sregs, gdt) O(kvm_sregs, idt) O(kvm_sregs, cr0) O(kvm_sregs, cr2) O(kvm_sregs, cr3) O(kvm_sregs, cr4)
+  O(kvm_sregs, cr8) O(kvm_sregs, efer) O(kvm_sregs, apic_base) O(kvm_sregs, interrupt_bitmap)
+  O(kvm_run, immediate_exit) O(kvm_run, exit_reason) O(kvm_run, ready_for_interrupt_injection) O(kvm_run, if_flag)
+  O(kvm_run, flags) O(kvm_run, cr8) O(kvm_run, apic_base) O(kvm_run, io)
+  O(kvm_run, io.size) O(kvm_run, io.port) O(kvm_run, io.count) O(kvm_run, io.data_offset)
+  O(kvm_run, mmio.phys_addr) O(kvm_run, mmio.data) O(kvm_run, mmio.len) O(kvm_run, mmio.is_write)
+  O(kvm_run, internal.suberror) O(kvm_run, internal.ndata) O(kvm_run, internal.data)
+  O(kvm_run, fail_entry.cpu) O(kvm_run, system_event.type) O(kvm_run, system_event.ndata)
+  O(kvm_run, debug.arch.pc) O(kvm_run, debug.arch.dr6) O(kvm_run, debug.arch.dr7)
+  I(KVM_RUN) I(KVM_GET_REGS) I(KVM_SET_REGS) I(KVM_GET_SREGS) I(KVM_SET_SREGS) I(KVM_SET_USER_MEMORY_REGION)
+  I(KVM_CREATE_VCPU) I(KVM_CREATE_VM) I(KVM_GET_SUPPORTED_CPUID) I(KVM_SET_CPUID2) I(KVM_GET_MSRS) I(KVM_SET_MSRS)
+  I(KVM_IRQ_LINE) I(KVM_CREATE_PIT2) I(KVM_GET_IRQCHIP) I(KVM_SET_IRQCHIP) I(KVM_GET_PIT2) I(KVM_SET_PIT2)
+  I(KVM_GET_LAPIC) I(KVM_SET_LAPIC) I(KVM_GET_FPU) I(KVM_SET_FPU) I(KVM_SET_SIGNAL_MASK) I(KVM_SET_MP_STATE)
+  I(KVM_GET_VCPU_EVENTS) I(KVM_SET_VCPU_EVENTS) I(KVM_GET_XCRS) I(KVM_SET_XCRS) I(KVM_TRANSLATE)
+  I(KVM_SET_IDENTITY_MAP_ADDR) I(KVM_SET_TSS_ADDR) I(KVM_ENABLE_CAP) I(KVM_GET_XSAVE) I(KVM_NMI)
+  return 0;
+}`;
+
+function probeKernelHeader(): Map<string, number> {
+  const dir = mkdtempSync(join(tmpdir(), 'nodevisor-structs-'));
+  try {
+    writeFileSync(join(dir, 'probe.c'), PROBE);
+    execFileSync('gcc', ['-o', join(dir, 'probe'), join(dir, 'probe.c')]);
+    const out = execFileSync(join(dir, 'probe'), { encoding: 'utf8' });
+    return new Map(out.trim().split('\n').map((l) => {
+      const [k, v] = l.split(' ');
+      return [k!, Number(v)];
+    }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('struct sizes, offsets and ioctl numbers match <linux/kvm.h>', () => {
+  const h = probeKernelHeader();
+  assert.equal(h.get('kvm_regs'), KVM_REGS_SIZE);
+  assert.equal(h.get('kvm_regs.rip'), 128);
+  assert.equal(h.get('kvm_regs.rflags'), 136);
+  assert.equal(h.get('kvm_sregs'), KVM_SREGS_SIZE);
+  assert.equal(h.get('kvm_segment'), KVM_SEGMENT_SIZE);
+  assert.equal(h.get('kvm_userspace_memory_region'), KVM_USERSPACE_MEMORY_REGION_SIZE);
+  assert.equal(h.get('kvm_cpuid_entry2'), KVM_CPUID_ENTRY2_SIZE);
+  assert.equal(h.get('kvm_msr_entry'), KVM_MSR_ENTRY_SIZE);
+  assert.equal(h.get('kvm_lapic_state'), KVM_LAPIC_STATE_SIZE);
+  assert.equal(h.get('kvm_fpu'), KVM_FPU_SIZE);
+  for (const [field, off] of Object.entries(SREGS)) {
+    if (field === 'segments') continue;
+    const cname = field === 'apicBase' ? 'apic_base' : field === 'interruptBitmap' ? 'interrupt_bitmap' : field;
+    assert.equal(h.get(`kvm_sregs.${cname}`), off, `kvm_sregs.${cname}`);
+  }
+  assert.equal(h.get('kvm_run.immediate_exit'), KVM_RUN.immediateExit);
+  assert.equal(h.get('kvm_run.exit_reason'), KVM_RUN.exitReason);
+  assert.equal(h.get('kvm_run.ready_for_interrupt_injection'), KVM_RUN.readyForInterruptInjection);
+  assert.equal(h.get('kvm_run.if_flag'), KVM_RUN.ifFlag);
+  assert.equal(h.get('kvm_run.flags'), KVM_RUN.flags);
+  assert.equal(h.get('kvm_run.cr8'), KVM_RUN.cr8);
+  assert.equal(h.get('kvm_run.apic_base'), KVM_RUN.apicBase);
+  const u = KVM_RUN.exit;
+  assert.equal(h.get('kvm_run.io'), u);
+  // The exit decoder's offsets (src/vcpu/exit.ts) are relative to the union.
+  const rel: Record<string, number> = {
+    'io.size': 1, 'io.port': 2, 'io.count': 4, 'io.data_offset': 8, 'mmio.phys_addr': 0, 'mmio.data': 8,
+    'mmio.len': 16, 'mmio.is_write': 20, 'internal.suberror': 0, 'internal.ndata': 4, 'internal.data': 8,
+    'fail_entry.cpu': 8, 'system_event.type': 0, 'system_event.ndata': 4, 'debug.arch.pc': 8, 'debug.arch.dr6': 16,
+    'debug.arch.dr7': 24,
+  };
+  for (const [f, off] of Object.entries(rel)) assert.equal(h.get(`kvm_run.${f}`), u + off, `kvm_run.${f}`);
+  for (const [name, nr] of Object.entries(K)) {
+    if (typeof nr !== 'number' || !h.has(name)) continue;
+    assert.equal(nr, h.get(name), name);
+  }
+  assert.ok([...h.keys()].filter((k) => k.startsWith('KVM_')).every((k) => k in K), 'every probed ioctl is declared');
+});
+
+test('regs and sregs survive an encode/decode round trip', () => {
+  const r = zeroRegs();
+  r.rip = 0xffffffff81000000n;
+  r.r15 = 0x1234n;
+  r.rsi = 0x7000n;
+  const rb = encodeRegs(r);
+  assert.equal(new DataView(rb.buffer).getBigUint64(128, true), r.rip);
+  assert.deepEqual(decodeRegs(rb), r);
+  const seg = { base: 0n, limit: 0xffffffff, selector: 0x10, type: 11, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 };
+  const s: Sregs = {
+    cs: seg, ds: { ...seg, selector: 0x18, type: 3, l: 0, db: 1 }, es: seg, fs: seg, gs: seg, ss: seg, tr: { ...seg, s: 0 },
+    ldt: { ...seg, unusable: 1 }, gdt: { base: 0x500n, limit: 31 }, idt: { base: 0n, limit: 0 },
+    cr0: 0x80000011n, cr2: 0n, cr3: 0x9000n, cr4: 0x20n, cr8: 0n, efer: 0x500n, apicBase: 0xfee00900n,
+    interruptBitmap: [0n, 1n, 0n, 1n << 63n],
+  };
+  const sb = encodeSregs(s);
+  assert.equal(new DataView(sb.buffer).getBigUint64(SREGS.cr3, true), 0x9000n);
+  assert.deepEqual(decodeSregs(sb), s);
+});

@@ -1,0 +1,84 @@
+/**
+ * KVM exits decoded from the kvm_run page into a tagged union. Decoding copies only what the
+ * handler needs; the I/O data views point into the run page itself, so a device's read
+ * lands where KVM picks it up on the next KVM_RUN.
+ */
+import { KVM_RUN } from '../kvm/structs.js';
+import { KVM_EXIT, KVM_EXIT_IO_OUT } from './exit-reason.js';
+
+export type VcpuExit =
+  | { reason: 'io'; out: boolean; port: number; size: number; count: number; data: Uint8Array }
+  | { reason: 'mmio'; gpa: number; isWrite: boolean; data: Uint8Array }
+  | { reason: 'hlt' }
+  | { reason: 'shutdown' }
+  | { reason: 'intr' }
+  | { reason: 'irq-window-open' }
+  | { reason: 'fail-entry'; hardwareEntryFailureReason: bigint; cpu: number }
+  | { reason: 'internal-error'; suberror: number; data: bigint[] }
+  | { reason: 'system-event'; type: number; data: bigint[] }
+  | { reason: 'debug'; exception: number; pc: bigint; dr6: bigint; dr7: bigint }
+  | { reason: 'unhandled'; exitReason: number; hardwareExitReason: bigint };
+
+const U = KVM_RUN.exit;
+
+/** Decodes exits from one vCPU's run page; caches I/O data views (the offset rarely changes). */
+export class ExitDecoder {
+  private readonly views = new Map<number, Uint8Array>();
+  constructor(private readonly run: DataView, private readonly runBytes: Uint8Array) {}
+
+  private dataView(offset: number, length: number): Uint8Array {
+    const key = offset * 4096 + length;
+    let v = this.views.get(key);
+    if (v === undefined) {
+      v = this.runBytes.subarray(offset, offset + length);
+      this.views.set(key, v);
+    }
+    return v;
+  }
+
+  private u64s(off: number, n: number): bigint[] {
+    const out: bigint[] = [];
+    for (let i = 0; i < Math.min(n, 16); i++) out.push(this.run.getBigUint64(off + i * 8, true));
+    return out;
+  }
+
+  decode(): VcpuExit {
+    const r = this.run;
+    const reason = r.getUint32(KVM_RUN.exitReason, true);
+    switch (reason) {
+      case KVM_EXIT.IO: {
+        const size = r.getUint8(U + 1);
+        const count = r.getUint32(U + 4, true);
+        const off = Number(r.getBigUint64(U + 8, true));
+        return {
+          reason: 'io', out: r.getUint8(U) === KVM_EXIT_IO_OUT, size, port: r.getUint16(U + 2, true), count,
+          data: this.dataView(off, size * count),
+        };
+      }
+      case KVM_EXIT.MMIO: {
+        const len = r.getUint32(U + 16, true);
+        return {
+          reason: 'mmio', gpa: Number(r.getBigUint64(U, true)), isWrite: r.getUint8(U + 20) !== 0,
+          data: this.dataView(U + 8, Math.min(len, 8)),
+        };
+      }
+      case KVM_EXIT.HLT: return { reason: 'hlt' };
+      case KVM_EXIT.SHUTDOWN: return { reason: 'shutdown' };
+      case KVM_EXIT.INTR: return { reason: 'intr' };
+      case KVM_EXIT.IRQ_WINDOW_OPEN: return { reason: 'irq-window-open' };
+      case KVM_EXIT.FAIL_ENTRY:
+        return { reason: 'fail-entry', hardwareEntryFailureReason: r.getBigUint64(U, true), cpu: r.getUint32(U + 8, true) };
+      case KVM_EXIT.INTERNAL_ERROR:
+        return { reason: 'internal-error', suberror: r.getUint32(U, true), data: this.u64s(U + 8, r.getUint32(U + 4, true)) };
+      case KVM_EXIT.SYSTEM_EVENT:
+        return { reason: 'system-event', type: r.getUint32(U, true), data: this.u64s(U + 8, r.getUint32(U + 4, true)) };
+      case KVM_EXIT.DEBUG:
+        return {
+          reason: 'debug', exception: r.getUint32(U, true), pc: r.getBigUint64(U + 8, true),
+          dr6: r.getBigUint64(U + 16, true), dr7: r.getBigUint64(U + 24, true),
+        };
+      default:
+        return { reason: 'unhandled', exitReason: reason, hardwareExitReason: r.getBigUint64(U, true) };
+    }
+  }
+}
