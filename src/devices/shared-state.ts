@@ -59,6 +59,11 @@ export class DeviceLock {
     } while (c !== 0);
   }
 
+  /** Takes the lock only if it is free now (for the main thread, which must never block on it). */
+  tryLock(): boolean {
+    return Atomics.compareExchange(this.word, 0, 0, 1) === 0;
+  }
+
   unlock(): void {
     if (Atomics.sub(this.word, 0, 1) !== 1) {
       Atomics.store(this.word, 0, 0);
