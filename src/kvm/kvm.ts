@@ -6,7 +6,7 @@
 import { NodevisorError } from '../errors.js';
 import type { Regs, Sregs } from '../hypervisor/x86-state.js';
 import { KVM_CAP, type KvmCapName } from './capabilities.js';
-import { EINTR, errnoName } from './errno.js';
+import { EAGAIN, EINTR, errnoName } from './errno.js';
 import * as K from './ioctls.js';
 import { KvmError } from './kvm-error.js';
 import {
@@ -106,8 +106,11 @@ export class KvmVm {
     ioctlInt(this.fd, K.KVM_CREATE_IRQCHIP);
   }
 
-  /** KVM_CREATE_PIT2; flags 0 (the speaker port 0x61 stays in user space only with DUMMY). */
-  createPit2(flags = 0): void {
+  /**
+   * KVM_CREATE_PIT2. KVM_PIT_SPEAKER_DUMMY makes the kernel answer port 0x61 with PIT
+   * channel 2's output, which Linux's timer calibration polls.
+   */
+  createPit2(flags = KVM_PIT_SPEAKER_DUMMY): void {
     const b = new Uint8Array(64);
     new DataView(b.buffer).setUint32(0, flags, true);
     ioctl(this.fd, K.KVM_CREATE_PIT2, b);
@@ -180,14 +183,15 @@ export class KvmVcpu {
   }
 
   /**
-   * KVM_RUN. Returns false when interrupted by a signal (EINTR: a kick), true on an exit
-   * to decode from the run page. Any other failure throws.
+   * KVM_RUN. Returns true on an exit to decode from the run page, false when there is
+   * nothing to decode: EINTR (a kick) or EAGAIN (an AP woke from its wait for INIT/SIPI
+   * without being started yet; QEMU simply runs it again). Any other failure throws.
    */
   runOnce(): boolean {
     const ret = ioctlVal(this.fd, K.KVM_RUN, 0n);
     if (ret >= 0) return true;
     const e = errno();
-    if (e === EINTR) return false;
+    if (e === EINTR || e === EAGAIN) return false;
     throw new KvmError('KVM_RUN', e);
   }
 
@@ -312,5 +316,6 @@ export class KvmVcpu {
   }
 }
 
+export const KVM_PIT_SPEAKER_DUMMY = 1;
 export const KVM_MP_STATE_RUNNABLE = 0;
 export const KVM_MP_STATE_UNINITIALIZED = 1;

@@ -1,0 +1,407 @@
+/**
+ * A machine: one KVM VM with its RAM, vCPU threads and legacy devices, built from a
+ * MachineConfig. It owns boot, reset, pause/resume and teardown. Adapters (the CLI, later
+ * QMP, introspection and the debugger) drive it through this object and its events.
+ */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { vcpuCpuid } from '../arch/x86/cpuid.js';
+import { e820Map, ramLayout, type RamLayout } from '../arch/x86/e820.js';
+import { defaultFpu, encodeKvmFpu } from '../arch/x86/fpu.js';
+import { FOUR_GIB, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR } from '../arch/x86/layout.js';
+import { bootMsrs } from '../arch/x86/msrs.js';
+import { writeMpTable } from '../arch/x86/mptable.js';
+import { formatCodeBytes, formatInternalError, formatRegisterDump } from '../arch/x86/register-dump.js';
+import type { Chardev } from '../chardev/chardev.js';
+import { openChardev } from '../chardev/open.js'; 
+import { ImageError, NodevisorError } from '../errors.js';
+import { Kvm, KvmVcpu, type KvmVm } from '../kvm/kvm.js';
+import { close as closeFd } from '../kvm/libc.js';
+import { loadKernel } from '../loader/load-kernel.js';
+import type { BootResult } from '../loader/boot.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { RamMapping } from '../memory/ram.js';
+import { exitReasonName } from '../vcpu/exit-reason.js';
+import type { VcpuEvent } from '../vcpu/messages.js';
+import { VcpuThread } from '../vcpu/vcpu-thread.js';
+import type { MachineConfig } from './config.js';
+import { buildDevices, createDevicePlan, type DevicePlan, type Devices } from './devices.js';
+
+export type MachineStatus = 'created' | 'running' | 'paused' | 'shutdown' | 'internal-error';
+
+/** Why a machine ended, and the process exit status a CLI should use. */
+export interface MachineEnd {
+  readonly reason: 'guest-reset' | 'guest-shutdown' | 'guest-panic' | 'internal-error' | 'host-quit' | 'fatal';
+  readonly exitCode: number;
+  readonly message?: string;
+}
+
+export interface MachineEvents {
+  /** Bytes the guest wrote to COM1, in order. */
+  serial: [Uint8Array];
+  /** The machine was reset and boots again. */
+  reset: [{ guest: boolean; reason: string }];
+  /** A vCPU stopped on an error KVM reported; `report` is QEMU's text for it. */
+  'internal-error': [{ vcpu: number; report: string }];
+  /** The machine has ended (all vCPUs stopped, output flushed). */
+  end: [MachineEnd];
+  /** Something an operator should know (printed by the CLI as `nodevisor: warning: ...`). */
+  warning: [string];
+}
+
+export interface MachineOptions {
+  /** The KVM device (tests point it elsewhere to check error paths). */
+  readonly kvmDevice?: string;
+  /** Where COM1 goes; by default the one the config names. */
+  readonly serial?: Chardev;
+}
+
+export class Machine {
+  readonly events = new EventEmitter<MachineEvents>();
+  private statusValue: MachineStatus = 'created';
+  private endValue: MachineEnd | null = null;
+  private readonly endPromise: Promise<MachineEnd>;
+  private resolveEnd!: (e: MachineEnd) => void;
+  private busy: Promise<void> = Promise.resolve();
+  private pendingInput: Uint8Array[] = [];
+  private inputTimer: NodeJS.Timeout | null = null;
+  private draining = true;
+  private drainDone: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly config: MachineConfig,
+    private readonly kvm: Kvm,
+    private readonly vm: KvmVm,
+    private readonly ram: RamMapping,
+    readonly layout: RamLayout,
+    private readonly plan: DevicePlan,
+    private readonly devices: Devices,
+    private readonly vcpus: VcpuThread[],
+    private readonly vcpuFds: number[],
+    private readonly kernel: Uint8Array,
+    private readonly initrd: Uint8Array | undefined,
+    private readonly serial: Chardev,
+  ) {
+    this.endPromise = new Promise((resolve) => { this.resolveEnd = resolve; });
+  }
+
+  /** Builds the VM. Nothing runs until `start()`. On failure everything made so far is undone. */
+  static async create(config: MachineConfig, options: MachineOptions = {}): Promise<Machine> {
+    // Read images first: a bad path should not cost a VM.
+    const kernel = readImage(config.kernel);
+    const initrd = config.initrd !== undefined ? readImage(config.initrd) : undefined;
+
+    const undo: Array<() => void> = [];
+    try {
+      const kvm = Kvm.open(options.kvmDevice);
+      undo.push(() => kvm.close());
+      const maxVcpus = kvm.checkExtension('MAX_VCPUS') || kvm.checkExtension('NR_VCPUS');
+      if (config.cpus > maxVcpus) {
+        throw new NodevisorError('ERR_BAD_STATE', `Number of SMP CPUs requested (${config.cpus}) exceeds max CPUs supported by machine 'pc' (${maxVcpus})`);
+      }
+      const vm = kvm.createVm();
+      undo.push(() => vm.close());
+      vm.setTssAddr(KVM_TSS_ADDR);
+      vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+      vm.createIrqchip();
+      vm.createPit2();
+
+      const layout = ramLayout(config.memorySize);
+      const slots = [{ gpa: 0, size: layout.lowSize }];
+      if (layout.highSize > 0) slots.push({ gpa: FOUR_GIB, size: layout.highSize });
+      const ram = new RamMapping(slots);
+      undo.push(() => ram.unmap());
+      ram.memory.regions.forEach((r, slot) => vm.setUserMemoryRegion(slot, r.gpa, r.size, r.hostAddress));
+
+      const serial = options.serial ?? await openChardev(config.serial);
+      undo.push(() => void serial.close());
+
+      const plan = createDevicePlan(layout.lowSize, layout.highSize);
+      const supportedCpuid = kvm.supportedCpuid();
+      const runSize = kvm.vcpuMmapSize();
+      const vcpuFds: number[] = [];
+      const vcpus: VcpuThread[] = [];
+      undo.push(() => vcpuFds.forEach((fd) => closeFd(fd)));
+      const ramInfo = ram.memory.regions.map((r) => ({ gpa: r.gpa, size: r.size, hostAddress: r.hostAddress }));
+      for (let i = 0; i < config.cpus; i++) {
+        const fd = vm.createVcpu(i);
+        vcpuFds.push(fd);
+        const runAddress = KvmVcpu.mapRun(fd, runSize);
+        vcpus.push(new VcpuThread({ index: i, vmFd: vm.fd, vcpuFd: fd, runAddress, runSize, devices: plan, ram: ramInfo }));
+      }
+      undo.push(() => vcpus.forEach((v) => void v.quit()));
+
+      const main = new Machine(config, kvm, vm, ram, layout, plan, buildDevices(plan, {
+        irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
+        requests: { reset: () => undefined, shutdown: () => undefined }, // host-side accesses never request these
+        serialSink: (ring) => ({ write: (b) => void ring.push(b) }),
+      }), vcpus, vcpuFds, kernel, initrd, serial);
+
+      const boot = main.loadImages();
+      const msrs = bootMsrs();
+      const fpu = encodeKvmFpu(defaultFpu());
+      for (const v of vcpus) {
+        const { entries, warnings } = vcpuCpuid(supportedCpuid, {
+          vcpuIndex: v.index, apicId: v.index, cpus: config.cpus, features: config.cpu.features,
+        });
+        warnings.forEach((w) => main.events.emit('warning', w)); // QEMU warns once per vCPU
+        await v.setup({ cpuid: entries, msrs, fpu, boot: v.index === 0 ? boot.cpu : null });
+      }
+      main.initialIrqchip = [0, 1, 2].map((chip) => vm.getIrqchip(chip));
+      main.initialPit = vm.getPit2();
+      for (const v of vcpus) v.events.on('event', (e) => main.onVcpuEvent(v.index, e));
+      serial.onInput((bytes) => main.sendSerialInput(bytes));
+      return main;
+    } catch (e) {
+      for (const f of undo.reverse()) f();
+      throw e;
+    }
+  }
+
+  private initialIrqchip: Uint8Array[] = [];
+  private initialPit: Uint8Array | null = null;
+
+  get status(): MachineStatus {
+    return this.statusValue;
+  }
+
+  get memory(): GuestMemory {
+    return this.ram.memory;
+  }
+
+  get cpuCount(): number {
+    return this.vcpus.length;
+  }
+
+  /** Exits handled by each vCPU so far. */
+  exitCounts(): number[] {
+    return this.vcpus.map((v) => v.exitCount);
+  }
+
+  /** Places kernel, initrd, boot tables in RAM; returns the boot CPU's state. */
+  private loadImages(): BootResult {
+    const mem = this.ram.memory;
+    writeMpTable(mem, this.config.cpus);
+    return loadKernel({
+      kernelPath: this.config.kernel, kernel: this.kernel,
+      ...(this.config.initrd !== undefined && this.initrd !== undefined
+        ? { initrdPath: this.config.initrd, initrd: this.initrd } : {}),
+      cmdline: this.config.append, memory: mem, layout: this.layout, e820: e820Map(this.layout), rsdpAddr: 0,
+    });
+  }
+
+  /** Runs the guest. Resolves once every vCPU has been started. */
+  async start(): Promise<void> {
+    if (this.statusValue !== 'created') throw new NodevisorError('ERR_BAD_STATE', `machine already ${this.statusValue}`);
+    this.startDrain();
+    this.statusValue = 'running';
+    for (const v of this.vcpus) v.resume();
+  }
+
+  /** Resolves when the machine has ended, with why and the exit status. */
+  waitForEnd(): Promise<MachineEnd> {
+    return this.endPromise;
+  }
+
+  /** Serializes machine-level operations: a reset never interleaves with a pause. */
+  private exclusive(fn: () => Promise<void>): Promise<void> {
+    const next = this.busy.then(fn, fn);
+    this.busy = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Stops every vCPU (within milliseconds, whatever the guest is doing). */
+  pause(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.statusValue !== 'running') return;
+      await Promise.all(this.vcpus.map((v) => v.pause()));
+      this.statusValue = 'paused';
+    });
+  }
+
+  resume(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.statusValue !== 'paused') return;
+      this.statusValue = 'running';
+      for (const v of this.vcpus) v.resume();
+    });
+  }
+
+  /** A machine reset: every vCPU and device back to power-on, the kernel loaded again. */
+  reset(guest = false, reason = 'host-reset'): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.endValue) return;
+      const wasRunning = this.statusValue === 'running';
+      await Promise.all(this.vcpus.map((v) => v.pause()));
+      this.devices.lock.with(() => this.devices.reset());
+      this.initialIrqchip.forEach((s) => this.vm.setIrqchip(s));
+      if (this.initialPit) this.vm.setPit2(this.initialPit);
+      const boot = this.loadImages();
+      for (const v of this.vcpus) await v.reset(v.index === 0 ? boot.cpu : null);
+      this.events.emit('reset', { guest, reason });
+      if (wasRunning || this.statusValue === 'running') for (const v of this.vcpus) v.resume();
+    });
+  }
+
+  /** Reads a vCPU's registers (the machine must be paused). */
+  async vcpuState(index: number): Promise<Awaited<ReturnType<VcpuThread['getState']>>> {
+    const v = this.vcpus[index];
+    if (!v) throw new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`);
+    if (v.state === 2) return v.getState();
+    throw new NodevisorError('ERR_BAD_STATE', 'vCPU state can only be read while the machine is paused');
+  }
+
+  /** Feeds bytes to COM1's receiver; what does not fit waits for the guest to read. */
+  sendSerialInput(bytes: Uint8Array): void {
+    this.pendingInput.push(bytes);
+    this.pumpInput();
+  }
+
+  private pumpInput(): void {
+    if (this.inputTimer) return;
+    // Never block the event loop on the device lock: a vCPU may hold it while it waits
+    // for this thread to drain its output.
+    if (this.devices.lock.tryLock()) {
+      try {
+        while (this.pendingInput.length > 0) {
+          const head = this.pendingInput[0]!;
+          const n = this.devices.com1.receive(head);
+          if (n < head.length) {
+            this.pendingInput[0] = head.subarray(n);
+            break;
+          }
+          this.pendingInput.shift();
+        }
+      } finally {
+        this.devices.lock.unlock();
+      }
+    }
+    if (this.pendingInput.length > 0 && !this.endValue) {
+      this.inputTimer = setTimeout(() => {
+        this.inputTimer = null;
+        this.pumpInput();
+      }, 5);
+    }
+  }
+
+  /** Moves COM1 output from the shared ring to the chardev and listeners, until the end. */
+  private startDrain(): void {
+    const ring = this.devices.com1Tx;
+    const drainOnce = (): void => {
+      const bytes = ring.drain();
+      if (bytes.length === 0) return;
+      this.serial.write(bytes);
+      this.events.emit('serial', bytes);
+    };
+    this.drainDone = (async () => {
+      while (this.draining) {
+        const head = ring.head;
+        drainOnce();
+        const w = Atomics.waitAsync(ring.control, 0, head, 200);
+        if (w.async) await w.value;
+      }
+      drainOnce();
+    })();
+  }
+
+  private onVcpuEvent(index: number, e: VcpuEvent): void {
+    switch (e.type) {
+      case 'ready':
+        return;
+      case 'request':
+        if (e.kind === 'reset') {
+          if (this.config.noReboot) void this.end({ reason: 'guest-reset', exitCode: 0 });
+          else void this.reset(true, e.reason);
+        } else if (e.kind === 'shutdown') {
+          void this.end({ reason: 'guest-shutdown', exitCode: 0 });
+        } else {
+          void this.end({ reason: 'guest-panic', exitCode: 1 });
+        }
+        return;
+      case 'internal-error': {
+        const report = internalErrorReport(e);
+        this.events.emit('internal-error', { vcpu: index, report });
+        void this.exclusive(async () => {
+          await Promise.all(this.vcpus.map((v) => v.pause()));
+          this.statusValue = 'internal-error';
+        }).then(() => this.end({ reason: 'internal-error', exitCode: 1, message: report }));
+        return;
+      }
+      case 'debug':
+        // No debugger attached yet: a debug exit we did not ask for is an error.
+        void this.end({ reason: 'fatal', exitCode: 1, message: `vCPU ${index}: unexpected ${exitReasonName(4)}` });
+        return;
+      case 'fatal':
+        void this.end({ reason: 'fatal', exitCode: 1, message: `vCPU ${index}: ${e.message}` });
+        return;
+    }
+  }
+
+  /** Ends the machine from the host side (Ctrl-A x, a signal, the library user). */
+  quit(): Promise<MachineEnd> {
+    return this.end({ reason: 'host-quit', exitCode: 0 });
+  }
+
+  private endStarted = false;
+
+  /** Stops everything, flushes guest output, releases KVM and RAM. Idempotent. */
+  private async end(how: MachineEnd): Promise<MachineEnd> {
+    if (this.endStarted) return this.endPromise;
+    this.endStarted = true;
+    await this.busy.catch(() => undefined);
+    if (how.reason === 'guest-reset' || how.reason === 'guest-shutdown' || how.reason === 'host-quit') this.statusValue = 'shutdown';
+    await Promise.all(this.vcpus.map((v) => v.quit()));
+    this.draining = false;
+    // Wake the drain loop now: a pending waitAsync does not keep the process alive.
+    Atomics.notify(this.devices.com1Tx.control, 0);
+    await this.drainDone;
+    if (this.inputTimer) clearTimeout(this.inputTimer);
+    await this.serial.flush();
+    await this.serial.close();
+    this.vcpuFds.forEach((fd) => closeFd(fd));
+    this.vm.close();
+    this.kvm.close();
+    this.ram.unmap();
+    this.endValue = how;
+    this.events.emit('end', how);
+    this.resolveEnd(how);
+    return how;
+  }
+
+  /** The plan devices are built from (for adapters that build their own device view). */
+  get devicePlan(): DevicePlan {
+    return this.plan;
+  }
+}
+
+function readImage(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'No such file or directory' : code === 'EACCES' ? 'Permission denied'
+      : code === 'EISDIR' ? 'Is a directory' : (e as Error).message;
+    throw new ImageError(path, `could not read: ${why}`);
+  }
+}
+
+/** QEMU's text for a KVM internal error or failed entry: what, extra data, registers, code. */
+function internalErrorReport(e: Extract<VcpuEvent, { type: 'internal-error' }>): string {
+  const lines: string[] = [];
+  const x = e.exit;
+  if (x.reason === 'internal-error') lines.push(formatInternalError(x.suberror, x.data));
+  else if (x.reason === 'fail-entry') {
+    lines.push(`KVM: entry failed, hardware error 0x${x.hardwareEntryFailureReason.toString(16)}`);
+  } else if (x.reason === 'unhandled') {
+    lines.push(`KVM: unhandled exit 0x${x.exitReason.toString(16)} (${exitReasonName(x.exitReason)})`);
+  } else {
+    lines.push(`KVM: unexpected ${x.reason}`);
+  }
+  if (e.regs && e.sregs) {
+    lines.push(formatRegisterDump(e.regs, e.sregs));
+    if (e.code) lines.push(formatCodeBytes(e.code, e.codeIndex));
+  }
+  return lines.join('\n');
+}
+
+

@@ -1,0 +1,166 @@
+/**
+ * The main thread's handle on one vCPU thread: start it, pause it (within milliseconds,
+ * even while the guest halts or spins), resume it, ask it for its state, stop it.
+ */
+import { EventEmitter } from 'node:events';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
+import { getpid, tgkill } from '../kvm/libc.js';
+import type { DevicePlan } from '../machine/devices.js';
+import * as C from './control.js';
+import type { VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+export interface VcpuThreadOptions {
+  readonly index: number;
+  readonly vmFd: number;
+  readonly vcpuFd: number;
+  readonly runAddress: bigint;
+  readonly runSize: number;
+  readonly devices: DevicePlan;
+  readonly ram: ReadonlyArray<{ gpa: number; size: number; hostAddress: bigint }>;
+}
+
+export class VcpuThread {
+  readonly index: number;
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(C.CONTROL_WORDS * 4));
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private nextId = 1;
+  private readonly replies = new Map<number, (r: VcpuReply) => void>();
+  private readonly ready: Promise<void>;
+  private exited = false;
+  /** Events the worker reports (VcpuEvent minus 'ready'). */
+  readonly events = new EventEmitter<{ event: [VcpuEvent]; exit: [number] }>();
+
+  constructor(opts: VcpuThreadOptions) {
+    this.index = opts.index;
+    // Start paused: the machine sets the vCPU up, then resumes it.
+    Atomics.store(this.ctl, C.REQ, C.PAUSE);
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    const data: VcpuWorkerData = {
+      index: opts.index, vmFd: opts.vmFd, vcpuFd: opts.vcpuFd, runAddress: opts.runAddress,
+      runSize: opts.runSize, control: this.ctl.buffer as SharedArrayBuffer, devices: opts.devices,
+      ram: opts.ram, port: port2,
+    };
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), {
+      workerData: data, transferList: [port2], name: `vcpu${opts.index}`,
+    });
+    port1.on('message', (r: VcpuReply) => {
+      const resolve = this.replies.get(r.id);
+      this.replies.delete(r.id);
+      resolve?.(r);
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.worker.on('message', (e: VcpuEvent) => {
+        if (e.type === 'ready') resolve();
+        else this.events.emit('event', e);
+      });
+      this.worker.once('error', reject);
+      this.worker.once('exit', (code) => {
+        this.exited = true;
+        reject(new Error(`vCPU ${opts.index} thread exited (${code}) before it was ready`));
+        for (const r of this.replies.values()) r({ id: 0, ok: false, message: `vCPU ${opts.index} thread exited` });
+        this.replies.clear();
+        this.events.emit('exit', code);
+      });
+    });
+    this.worker.on('error', (e) => this.events.emit('event', { type: 'fatal', message: e.message }));
+  }
+
+  /** Resolves once the worker runs and has blocked its kick signal. */
+  started(): Promise<void> {
+    return this.ready;
+  }
+
+  get state(): number {
+    return Atomics.load(this.ctl, C.STATE);
+  }
+
+  get exitCount(): number {
+    return Atomics.load(this.ctl, C.EXITS);
+  }
+
+  get kickCount(): number {
+    return Atomics.load(this.ctl, C.KICKS);
+  }
+
+  private ring(): void {
+    Atomics.add(this.ctl, C.DOORBELL, 1);
+    Atomics.notify(this.ctl, C.DOORBELL);
+  }
+
+  private kick(): void {
+    const tid = Atomics.load(this.ctl, C.TID);
+    if (tid > 0 && !this.exited) tgkill(getpid(), tid, C.KICK_SIGNAL);
+  }
+
+  private async waitState(pred: (s: number) => boolean): Promise<void> {
+    for (;;) {
+      const s = Atomics.load(this.ctl, C.STATE);
+      if (pred(s) || this.exited) return;
+      const w = Atomics.waitAsync(this.ctl, C.STATE, s, 1000);
+      if (w.async) await w.value;
+    }
+  }
+
+  /** Stops the vCPU at its next exit, kicking it out of KVM_RUN if it is inside. */
+  async pause(): Promise<void> {
+    await this.ready;
+    Atomics.store(this.ctl, C.REQ, C.PAUSE);
+    this.ring();
+    this.kick();
+    await this.waitState((s) => s === C.PAUSED || s === C.EXITED);
+  }
+
+  resume(): void {
+    if (Atomics.compareExchange(this.ctl, C.REQ, C.PAUSE, C.RUN) === C.PAUSE) this.ring();
+  }
+
+  private call(cmd: DistributiveOmit<VcpuCommand, 'id'>): Promise<VcpuReply> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      if (this.exited) {
+        resolve({ id, ok: false, message: `vCPU ${this.index} thread has exited` });
+        return;
+      }
+      this.replies.set(id, resolve);
+      this.port.postMessage({ ...cmd, id } as VcpuCommand);
+      this.ring();
+    });
+  }
+
+  private async callOk(cmd: DistributiveOmit<VcpuCommand, 'id'>): Promise<VcpuReply & { ok: true }> {
+    const r = await this.call(cmd);
+    if (!r.ok) throw new Error(`vCPU ${this.index}: ${cmd.cmd}: ${r.message}`);
+    return r;
+  }
+
+  async setup(setup: VcpuSetup): Promise<void> {
+    await this.ready;
+    await this.callOk({ cmd: 'setup', setup });
+  }
+
+  async reset(boot: BootCpuState | null): Promise<void> {
+    await this.callOk({ cmd: 'reset', boot });
+  }
+
+  async getState(): Promise<{ regs: Regs; sregs: Sregs }> {
+    const r = await this.callOk({ cmd: 'get-state' });
+    return { regs: r.regs!, sregs: r.sregs! };
+  }
+
+  /** Ends the thread. Safe to call more than once. */
+  async quit(): Promise<void> {
+    if (this.exited) return;
+    Atomics.store(this.ctl, C.REQ, C.QUIT);
+    this.ring();
+    this.kick();
+    await new Promise<void>((resolve) => {
+      if (this.exited) resolve();
+      else this.worker.once('exit', () => resolve());
+    });
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * A vCPU thread: runs KVM_RUN in a loop and handles its own exits against its copy of the
+ * machine's devices. Everything that concerns the whole machine (reset, shutdown, errors)
+ * is reported to the main thread, and the vCPU pauses itself until told what next.
+ */
+import { receiveMessageOnPort, workerData, parentPort, type MessagePort } from 'node:worker_threads';
+import { setLapicLint } from '../arch/x86/lapic.js';
+import { codeWindow, DUMP_CODE_BYTES_TOTAL } from '../arch/x86/register-dump.js';
+import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
+import { zeroRegs } from '../hypervisor/x86-state.js';
+import { KvmVcpu, KvmVm, KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED } from '../kvm/kvm.js';
+import { gettid, pthreadSigmask, SIG_BLOCK, sigset, sigtimedwait } from '../kvm/libc.js';
+import { buildDevices, type Devices } from '../machine/devices.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import { viewAt } from '../kvm/libc.js';
+import { SharedByteRing } from '../devices/shared-state.js';
+import type { ByteSink } from '../devices/device.js';
+import * as C from './control.js';
+import { ExitDecoder, type VcpuExit } from './exit.js';
+import { handleExit, type ExitAction, type ExitContext } from './handle-exit.js';
+import type { VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
+
+const data = workerData as VcpuWorkerData;
+const ctl = new Int32Array(data.control);
+const port: MessagePort = data.port;
+const vm = new KvmVm(data.vmFd);
+const vcpu = new KvmVcpu(data.vcpuFd, data.runAddress, data.runSize);
+const decoder = new ExitDecoder(vcpu.run, vcpu.runBytes);
+const memory = new GuestMemory(data.ram.map((r) => ({ ...r, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)) })));
+const kickSet = sigset(C.KICK_SIGNAL);
+const zeroTimeout = new Uint8Array(16);
+
+function post(e: VcpuEvent): void {
+  parentPort!.postMessage(e);
+}
+
+/** A guest request raised by a device during an exit: stop after this exit, let main decide. */
+let pendingRequest: VcpuEvent | null = null;
+
+/** COM1 output: into the shared ring; when the host side is slow, wait for it (bounded). */
+function ringSink(ring: SharedByteRing): ByteSink {
+  return {
+    write(bytes: Uint8Array): void {
+      let done = ring.push(bytes);
+      let stalledMs = 0;
+      while (done < bytes.length && stalledMs < 1000) {
+        const tail = Atomics.load(ring.control, 1);
+        if (Atomics.wait(ring.control, 1, tail, 50) === 'timed-out') stalledMs += 50;
+        done += ring.push(bytes.subarray(done));
+      }
+    },
+  };
+}
+
+const devices: Devices = buildDevices(data.devices, {
+  irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
+  requests: {
+    reset: (reason) => { pendingRequest ??= { type: 'request', kind: 'reset', reason }; },
+    shutdown: (reason) => { pendingRequest ??= { type: 'request', kind: 'shutdown', reason }; },
+  },
+  serialSink: ringSink,
+});
+
+const lock = devices.lock;
+const ctx: ExitContext = {
+  pio: devices.pio,
+  mmio: devices.mmio,
+  withDevices<T>(fn: () => T): T {
+    lock.lock();
+    try {
+      return fn();
+    } finally {
+      lock.unlock();
+    }
+  },
+};
+
+// Power-on state captured at setup, restored at every reset.
+let setup: VcpuSetup | null = null;
+let resetSregs: Sregs | null = null;
+let resetLapic: Uint8Array | null = null;
+let resetEvents: Uint8Array | null = null;
+let resetXcrs: Uint8Array | null = null;
+
+function powerOn(boot: BootCpuState | null): void {
+  if (!setup || !resetSregs || !resetLapic) throw new Error('vCPU reset before setup');
+  vcpu.setSregs({ ...resetSregs, ...(boot?.sregs ?? {}) });
+  vcpu.setRegs(boot?.regs ?? zeroRegs());
+  vcpu.setFpu(setup.fpu);
+  vcpu.setMsrs(setup.msrs);
+  vcpu.setLapic(resetLapic);
+  if (resetEvents) vcpu.setVcpuEvents(resetEvents);
+  if (resetXcrs) vcpu.setXcrs(resetXcrs);
+  // The boot CPU runs; the others wait for the guest's INIT/SIPI in the in-kernel LAPIC.
+  vcpu.setMpState(data.index === 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED);
+}
+
+function serve(cmd: VcpuCommand): VcpuReply {
+  try {
+    switch (cmd.cmd) {
+      case 'setup': {
+        setup = cmd.setup;
+        vcpu.setCpuid(setup.cpuid);
+        resetSregs = vcpu.getSregs();
+        resetLapic = setLapicLint(vcpu.getLapic());
+        resetEvents = vcpu.getVcpuEvents();
+        resetXcrs = vcpu.getXcrs();
+        powerOn(setup.boot);
+        return { id: cmd.id, ok: true };
+      }
+      case 'reset':
+        powerOn(cmd.boot);
+        return { id: cmd.id, ok: true };
+      case 'get-state':
+        return { id: cmd.id, ok: true, regs: vcpu.getRegs(), sregs: vcpu.getSregs() };
+    }
+  } catch (e) {
+    return { id: cmd.id, ok: false, message: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+function serveCommands(): void {
+  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+    port.postMessage(serve(m.message as VcpuCommand));
+  }
+}
+
+/** Consume pending kicks: they have done their job (KVM_RUN returned). */
+function drainKicks(): void {
+  while (sigtimedwait(kickSet, null, zeroTimeout) > 0) Atomics.add(ctl, C.KICKS, 1);
+}
+
+/** Pause on our own (an exit the machine must decide about), unless told to quit. */
+function selfPause(): void {
+  Atomics.compareExchange(ctl, C.REQ, C.RUN, C.PAUSE);
+}
+
+/** Waits while paused, serving commands. Returns false when told to quit. */
+function pausedLoop(): boolean {
+  Atomics.store(ctl, C.STATE, C.PAUSED);
+  Atomics.notify(ctl, C.STATE);
+  for (;;) {
+    const bell = Atomics.load(ctl, C.DOORBELL);
+    serveCommands();
+    const req = Atomics.load(ctl, C.REQ);
+    if (req === C.QUIT) return false;
+    if (req === C.RUN) {
+      Atomics.store(ctl, C.STATE, C.RUNNING);
+      Atomics.notify(ctl, C.STATE);
+      return true;
+    }
+    Atomics.wait(ctl, C.DOORBELL, bell);
+  }
+}
+
+/** The bytes of QEMU's "Code=" window around RIP; a byte that cannot be read is null. */
+function codeAroundRip(regs: Regs, sregs: Sregs): { code: Array<number | null>; codeIndex: number } {
+  const { start, ripIndex } = codeWindow(regs.rip, sregs.cs.base);
+  const paging = (sregs.cr0 & 0x80000000n) !== 0n;
+  const code: Array<number | null> = [];
+  let page = -1n;
+  let pagePhys: bigint | null = null;
+  for (let i = 0; i < DUMP_CODE_BYTES_TOTAL; i++) {
+    const linear = start + BigInt(i);
+    if (linear >> 12n !== page) {
+      page = linear >> 12n;
+      try {
+        pagePhys = paging ? vcpu.translate(page << 12n) : (page << 12n) & 0xffffffffn;
+      } catch {
+        pagePhys = null;
+      }
+    }
+    const gpa = pagePhys === null ? -1 : Number(pagePhys + (linear & 0xfffn));
+    code.push(gpa >= 0 && memory.contains(gpa, 1) ? memory.readU8(gpa) : null);
+  }
+  return { code, codeIndex: ripIndex };
+}
+
+function reportError(exit: VcpuExit): void {
+  let regs: Regs | null = null;
+  let sregs: Sregs | null = null;
+  let code: Array<number | null> | null = null;
+  let codeIndex = 0;
+  try {
+    regs = vcpu.getRegs();
+    sregs = vcpu.getSregs();
+    ({ code, codeIndex } = codeAroundRip(regs, sregs));
+  } catch {
+    // The dump is best effort; the error itself is what matters.
+  }
+  post({ type: 'internal-error', exit, regs, sregs, code, codeIndex });
+}
+
+function onAction(action: ExitAction): void {
+  switch (action.kind) {
+    case 'continue':
+      break;
+    case 'halt':
+      // No in-kernel irqchip to wake us: sleep until kicked (or a short timeout to re-check).
+      Atomics.wait(ctl, C.DOORBELL, Atomics.load(ctl, C.DOORBELL), 10);
+      return;
+    case 'reset':
+      selfPause();
+      post({ type: 'request', kind: 'reset', reason: action.reason });
+      return;
+    case 'shutdown':
+      selfPause();
+      post({ type: 'request', kind: 'shutdown', reason: action.reason });
+      return;
+    case 'guest-panic':
+      selfPause();
+      post({ type: 'request', kind: 'guest-panic' });
+      return;
+    case 'internal-error':
+      selfPause();
+      reportError(action.exit);
+      return;
+    case 'debug':
+      selfPause();
+      post({ type: 'debug', exit: action.exit });
+      return;
+  }
+}
+
+function main(): void {
+  const blocked = pthreadSigmask(SIG_BLOCK, kickSet, null);
+  if (blocked !== 0) throw new Error('pthread_sigmask failed');
+  vcpu.setSignalMask(sigset()); // inside KVM_RUN nothing is blocked: a kick interrupts it
+  Atomics.store(ctl, C.TID, gettid());
+  post({ type: 'ready', tid: gettid() });
+
+  for (;;) {
+    if (Atomics.load(ctl, C.REQ) !== C.RUN) {
+      if (!pausedLoop()) break;
+      continue;
+    }
+    if (!vcpu.runOnce()) {
+      drainKicks();
+      continue;
+    }
+    ctl[C.EXITS]!++;
+    const action = handleExit(decoder.decode(), ctx);
+    if (action.kind !== 'continue') onAction(action);
+    if (pendingRequest !== null) {
+      selfPause();
+      post(pendingRequest);
+      pendingRequest = null;
+    }
+  }
+  Atomics.store(ctl, C.STATE, C.EXITED);
+  Atomics.notify(ctl, C.STATE);
+  port.close();
+}
+
+try {
+  main();
+} catch (e) {
+  Atomics.store(ctl, C.STATE, C.EXITED);
+  Atomics.notify(ctl, C.STATE);
+  post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) });
+}
