@@ -1,0 +1,78 @@
+/**
+ * What `-h` and `-version` print. Laid out like QEMU's help, but listing only what nodevisor
+ * implements: an option shown here works as QEMU's does.
+ */
+
+export const PROGRAM_NAME = 'nodevisor';
+export const QEMU_COMPAT_VERSION = '7.2';
+
+export function versionText(version: string): string {
+  return `${PROGRAM_NAME} version ${version} (QEMU-compatible command line, ${QEMU_COMPAT_VERSION})\n`;
+}
+
+export function helpText(version: string): string {
+  return `${versionText(version)}usage: ${PROGRAM_NAME} [options]
+
+A KVM virtual machine monitor that boots a Linux kernel directly (no firmware, no disks).
+Options follow qemu-system-x86_64 ${QEMU_COMPAT_VERSION}; an option of QEMU's that is not listed
+here is refused.
+
+Standard options:
+-h or -help     display this help and exit
+-version        display version information and exit
+-machine [type=]name[,prop[=value][,...]]
+                selects emulated machine ('-machine help' for list)
+                only 'pc' exists (the default)
+                property accel=kvm selects the accelerator
+-M              same as -machine
+-cpu cpu[,+feature|-feature|feature=on|off][,...]
+                select CPU ('-cpu help' for list): 'host' (default) or 'max'
+-accel [accel=]kvm[,prop[=value][,...]]
+                select accelerator: only kvm ('-accel help' for list)
+-enable-kvm     same as -machine accel=kvm
+-smp [[cpus=]n][,maxcpus=maxcpus][,sockets=sockets][,dies=dies][,cores=cores][,threads=threads]
+                set the number of CPUs to 'n' [default=1]; at most 255
+                maxcpus= size of the CPU topology (only n CPUs are started)
+                sockets=, dies=, cores=, threads= the CPU topology
+-m [size=]megs  guest RAM size [default=128M]; a number without a suffix is MiB,
+                suffixes k, M, G, T, P, E are powers of 1024 (as in 2G or 1.5G)
+-name [guest=]name[,process=name][,debug-threads=on|off]
+                name of the guest
+
+Display options:
+-display none   no display (the only display nodevisor has)
+-nographic      no graphical output: the serial port uses this terminal,
+                multiplexed with the ctrl-a escapes (ctrl-c goes to the guest)
+
+Linux/Multiboot boot specific:
+-kernel image   boot this kernel: bzImage, PVH ELF or ELF vmlinux (required)
+-append cmdline use 'cmdline' as kernel command line
+-initrd file    use 'file' as initial ram disk
+
+Character device options:
+-serial dev     connect COM1 to character device 'dev':
+                stdio, mon:stdio (with the ctrl-a escapes), file:path, null, none,
+                unix:path[,server=on|off][,wait=on|off]
+                default: stdio (mon:stdio with -nographic)
+
+Other options:
+-no-reboot      exit instead of rebooting
+
+When using -nographic, press 'ctrl-a h' to get some help.
+`;
+}
+
+/** `-accel help`. */
+export function accelHelpText(): string {
+  return `Accelerators supported in ${PROGRAM_NAME}:\nkvm\n`;
+}
+
+/** `-machine help`. */
+export function machineHelpText(): string {
+  return 'Supported machines are:\npc                   x86 PC with legacy devices, direct kernel boot (default)\n';
+}
+
+/** `-display help`. */
+export function displayHelpText(): string {
+  return 'Available display backend types:\nnone\n';
+}

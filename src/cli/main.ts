@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+/**
+ * The `nodevisor` program: QEMU's command line in, a running machine out. A thin adapter:
+ * parse argv, open COM1's host end, build the machine, run it, exit with its status.
+ */
+import type { Chardev } from '../chardev/chardev.js';
+import { openChardev } from '../chardev/open.js';
+import { NodevisorError, OptionError } from '../errors.js';
+import { Machine } from '../machine/machine.js';
+import { parseArgs, type ParsedCommand } from './parse-args.js';
+
+const PROGRAM = 'nodevisor';
+
+function say(line: string): void {
+  process.stderr.write(`${PROGRAM}: ${line}\n`);
+}
+
+async function run(argv: readonly string[]): Promise<number> {
+  let parsed: ParsedCommand;
+  try {
+    parsed = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof OptionError) {
+      process.stderr.write(`${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  switch (parsed.kind) {
+    case 'help':
+      process.stdout.write(parsed.text);
+      return parsed.exitStatus;
+    case 'version':
+    case 'accel-help':
+      process.stdout.write(parsed.text);
+      return 0;
+    case 'run':
+      break;
+  }
+  const { config, options } = parsed;
+  for (const w of options.warnings) process.stderr.write(`${w}\n`);
+
+  let machine: Machine | undefined;
+  let serial: Chardev;
+  try {
+    serial = await openChardev(config.serial, {
+      mux: options.serialMux,
+      onQuit: () => { void (machine ? machine.quit() : process.exit(0)); },
+    });
+  } catch (e) {
+    if (e instanceof NodevisorError) {
+      say(`${options.serialArg !== undefined ? `-serial ${options.serialArg}: ` : ''}${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  try {
+    machine = await Machine.create(config, { serial });
+  } catch (e) {
+    await serial.close();
+    if (e instanceof NodevisorError) {
+      say(e.message);
+      return 1;
+    }
+    throw e;
+  }
+  const m = machine;
+  m.events.on('warning', (w) => say(`warning: ${w}`));
+  m.events.on('internal-error', ({ report }) => process.stderr.write(`${report}\n`));
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      say(`terminating on signal ${sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1}`);
+      void m.quit();
+    });
+  }
+  await m.start();
+  const end = await m.waitForEnd();
+  if (end.reason === 'fatal' && end.message) say(end.message);
+  return end.exitCode;
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    say(`internal error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,411 @@
+/**
+ * qemu-system-x86_64 7.2's command line → a MachineConfig. Pure: reads no files.
+ *
+ * Like QEMU, it works in two passes: first every option is looked up and given its argument
+ * (an unknown option or a missing argument fails before anything else), then the options act
+ * in order (`-version` and `-h` stop there), and what QEMU checks while building the machine
+ * is checked last, in QEMU's order. Errors are OptionErrors whose message is what QEMU would
+ * print, with `nodevisor` for the program name; warnings are returned as lines to print.
+ */
+import { OptionError } from '../errors.js';
+import { DEFAULT_MEMORY_SIZE, type CpuConfig, type MachineConfig, type SerialBackend } from '../machine/config.js';
+import { packageVersion } from '../version.js';
+import { cpuHelpText, parseCpuOption } from './cpu.js';
+import {
+  accelHelpText,
+  displayHelpText,
+  helpText,
+  machineHelpText,
+  PROGRAM_NAME,
+  versionText,
+} from './help.js';
+import { OptsSyntaxError } from './opts-error.js';
+import { isHelpOption, parseBool, parseKeyval, parseQemuOpts, type OptsDesc, type ParsedOpts } from './qemu-opts.js';
+import { qemuOptionArity } from './qemu-options.js';
+import { parseSerialOption } from './serial.js';
+import { memorySizeFromOption, parseSizeValue } from './size.js';
+import { resolveSmp, smpHelpText, type SmpTopology } from './smp.js';
+
+/** What the command asks for beyond the machine itself. */
+export interface RunOptions {
+  /** `-nographic`. */
+  nographic: boolean;
+  /** `-display`; nodevisor has no other display than none. */
+  display: 'none';
+  /** Properties of the chosen `-accel kvm,...` beyond its name, unvalidated. */
+  accel: Record<string, string>;
+  /** `-machine`: the type (always `pc`) and its other properties, unvalidated. */
+  machine: { type: string; props: Record<string, string> };
+  /** `-smp` as resolved; `config.cpus` is `topology.cpus`. */
+  topology: SmpTopology;
+  /** COM1 on stdio is multiplexed (ctrl-a escapes, ctrl-c to the guest): `-nographic` or `mon:`. */
+  serialMux: boolean;
+  /** The `-serial` argument as given, to place an error opening it; absent when defaulted. */
+  serialArg?: string;
+  /** `-name` properties other than the guest name (`process`, `debug-threads`). */
+  name: Record<string, string>;
+  /** Whole lines (`nodevisor: ...warning: ...`) to print on stderr before starting. */
+  warnings: string[];
+}
+
+export type ParsedCommand =
+  | { kind: 'run'; config: MachineConfig; options: RunOptions }
+  /** `exitStatus` is 1 where QEMU exits 1 after a help text (`-m 1G,help`, `-name x,help`). */
+  | { kind: 'help'; text: string; exitStatus: 0 | 1 }
+  | { kind: 'version'; text: string }
+  | { kind: 'accel-help'; text: string };
+
+const MEMORY_DESC: OptsDesc = { size: 'size', slots: 'number', maxmem: 'size' };
+const NAME_DESC: OptsDesc = { guest: 'string', process: 'string', 'debug-threads': 'bool' };
+const DISPLAY_BOOLS = ['full-screen', 'window-close', 'show-cursor'];
+const GL_MODES = ['off', 'on', 'core', 'es'];
+
+/** Help for a QemuOpts list, in QEMU's layout. */
+function optsHelp(group: string, desc: OptsDesc): string {
+  const shown: Record<string, string> = { size: '<size>', number: '<num>', bool: '<bool (on/off)>', string: '<str>' };
+  const lines = Object.keys(desc)
+    .sort()
+    .map((k) => `  ${k}=${shown[desc[k] ?? 'string'] ?? '<str>'}\n`);
+  return `${group} options:\n${lines.join('')}`;
+}
+
+function errorLine(loc: string | undefined, message: string): string {
+  return loc === undefined ? `${PROGRAM_NAME}: ${message}` : `${PROGRAM_NAME}: ${loc}: ${message}`;
+}
+
+/** Runs `fn`, giving an OptsSyntaxError QEMU's `prog: loc: ` prefix on each of its lines. */
+function at<T>(loc: string | undefined, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof OptsSyntaxError)) throw e;
+    throw new OptionError([e.message, ...e.more].map((m) => errorLine(loc, m)).join('\n'));
+  }
+}
+
+function fail(loc: string | undefined, message: string): never {
+  throw new OptionError(errorLine(loc, message));
+}
+
+/** `warning: ...` texts from a parser → printable lines at `loc`. */
+function warnLines(loc: string | undefined, texts: readonly string[]): string[] {
+  return texts.map((t) => errorLine(loc, t.startsWith('warning: ') ? t : `warning: ${t}`));
+}
+
+/** parseQemuOpts at `loc`, its warnings kept even when it fails. */
+function qemuOpts(c: Collected, loc: string, arg: string, implied: string, desc?: OptsDesc): ParsedOpts {
+  const warnings: string[] = [];
+  try {
+    return at(loc, () => parseQemuOpts(arg, implied, desc, warnings));
+  } finally {
+    c.warnings.push(...warnLines(loc, warnings));
+  }
+}
+
+type Item = { kind: 'option'; name: string; arg: string | undefined; loc: string } | { kind: 'image'; text: string };
+
+/** Pass one: split argv into options with their arguments, as QEMU's lookup_opt does. */
+function tokenize(argv: readonly string[]): Item[] {
+  const items: Item[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const text = argv[i] ?? '';
+    if (!text.startsWith('-')) {
+      items.push({ kind: 'image', text });
+      continue;
+    }
+    // `--opt` is the same as `-opt`; `-opt=value` is not a form QEMU knows.
+    const name = text.startsWith('--') ? text.slice(2) : text.slice(1);
+    const arity = qemuOptionArity(name);
+    if (arity === undefined) fail(text, 'invalid option');
+    if (arity === 'flag') {
+      items.push({ kind: 'option', name, arg: undefined, loc: text });
+      continue;
+    }
+    const arg = argv[i + 1];
+    if (arg === undefined) fail(text, 'requires an argument');
+    i++;
+    items.push({ kind: 'option', name, arg, loc: `${text} ${arg}` });
+  }
+  return items;
+}
+
+interface Collected {
+  memory: Map<string, string>;
+  smp: Map<string, string>;
+  machine: Map<string, string>;
+  accels: Array<{ values: Map<string, string>; loc: string }>;
+  cpu: { text: string; loc: string } | undefined;
+  kernel: string | undefined;
+  initrd: string | undefined;
+  append: string | undefined;
+  name: Map<string, string>;
+  nographic: boolean;
+  displayGl: string | undefined;
+  serials: Array<{ text: string; loc: string }>;
+  noReboot: boolean;
+  warnings: string[];
+}
+
+export function parseArgs(argv: readonly string[]): ParsedCommand {
+  const items = tokenize(argv);
+  const warnings: string[] = [];
+  try {
+    return interpret(items, warnings);
+  } catch (e) {
+    // QEMU has printed its warnings by the time it fails: keep them, in order, before the error.
+    if (!(e instanceof OptionError) || warnings.length === 0) throw e;
+    throw new OptionError([...warnings, e.message].join('\n'));
+  }
+}
+
+function interpret(items: readonly Item[], warnings: string[]): ParsedCommand {
+  const c: Collected = {
+    memory: new Map(),
+    smp: new Map(),
+    machine: new Map(),
+    accels: [],
+    cpu: undefined,
+    kernel: undefined,
+    initrd: undefined,
+    append: undefined,
+    name: new Map(),
+    nographic: false,
+    displayGl: undefined,
+    serials: [],
+    noReboot: false,
+    warnings,
+  };
+
+  // Pass two: each option in order.
+  for (const item of items) {
+    if (item.kind === 'image') fail(item.text, 'disk images are not supported (nodevisor boots -kernel directly)');
+    const { name, loc } = item;
+    const arg = item.arg ?? '';
+    switch (name) {
+      case 'h':
+      case 'help':
+        return { kind: 'help', text: helpText(packageVersion()), exitStatus: 0 };
+      case 'version':
+        return { kind: 'version', text: versionText(packageVersion()) };
+      case 'm': {
+        const r = qemuOpts(c, loc, arg, 'size', MEMORY_DESC);
+        if (r.help) return { kind: 'help', text: optsHelp('memory', MEMORY_DESC), exitStatus: 1 };
+        for (const [k, v] of r.values) {
+          c.memory.delete(k);
+          c.memory.set(k, v);
+        }
+        break;
+      }
+      case 'smp':
+        if (at(loc, () => parseKeyval(arg, 'cpus', c.smp)).help) {
+          return { kind: 'help', text: smpHelpText(), exitStatus: 0 };
+        }
+        break;
+      case 'M':
+      case 'machine': {
+        const { help } = at(loc, () => parseKeyval(arg, 'type', c.machine));
+        if (help || isHelpOption(c.machine.get('type') ?? '')) {
+          return { kind: 'help', text: machineHelpText(), exitStatus: 0 };
+        }
+        break;
+      }
+      case 'enable-kvm':
+        c.machine.delete('accel');
+        c.machine.set('accel', 'kvm');
+        break;
+      case 'accel': {
+        const r = qemuOpts(c, loc, arg, 'accel');
+        const accel = r.values.get('accel');
+        if (accel === undefined || isHelpOption(accel)) return { kind: 'accel-help', text: accelHelpText() };
+        c.accels.push({ values: r.values, loc });
+        break;
+      }
+      case 'cpu':
+        c.cpu = { text: arg, loc };
+        break;
+      case 'kernel':
+        c.kernel = arg;
+        break;
+      case 'initrd':
+        c.initrd = arg;
+        break;
+      case 'append':
+        c.append = arg;
+        break;
+      case 'name': {
+        const r = qemuOpts(c, loc, arg, 'guest', NAME_DESC);
+        if (r.help) return { kind: 'help', text: optsHelp('name', NAME_DESC), exitStatus: 1 };
+        for (const [k, v] of r.values) {
+          c.name.delete(k);
+          c.name.set(k, v);
+        }
+        break;
+      }
+      case 'nographic':
+        c.nographic = true;
+        break;
+      case 'display': {
+        const r = at(loc, () => parseKeyval(arg, 'type'));
+        if (r.help) return { kind: 'help', text: displayHelpText(), exitStatus: 0 };
+        c.displayGl = at(loc, () => checkDisplay(r.values));
+        break;
+      }
+      case 'serial':
+        c.serials.push({ text: arg, loc });
+        break;
+      case 'no-reboot':
+        c.noReboot = true;
+        break;
+      default:
+        fail(item.arg === undefined ? item.loc : `-${name}`, 'option not supported by nodevisor');
+    }
+  }
+  return finish(c);
+}
+
+/** `-display`: only `none`, with QAPI's common display members. Returns the `gl` mode. */
+function checkDisplay(values: ReadonlyMap<string, string>): string | undefined {
+  const type = values.get('type');
+  if (type === undefined) throw new OptsSyntaxError("Parameter 'type' is missing");
+  if (type !== 'none') throw new OptsSyntaxError(`Parameter 'type' does not accept value '${type}'`);
+  for (const [k, v] of values) {
+    if (k === 'type') continue;
+    if (DISPLAY_BOOLS.includes(k)) parseBool(k, v);
+    else if (k === 'gl') {
+      if (!GL_MODES.includes(v)) throw new OptsSyntaxError(`Parameter 'gl' does not accept value '${v}'`);
+    } else throw new OptsSyntaxError(`Parameter '${k}' is unexpected`);
+  }
+  return values.get('gl');
+}
+
+/** What QEMU checks after the options, in its order. */
+function finish(c: Collected): ParsedCommand {
+  const cpuText = c.cpu?.text;
+  if (cpuText !== undefined && isHelpOption(cpuText)) return { kind: 'help', text: cpuHelpText(), exitStatus: 0 };
+
+  if (c.kernel === undefined) {
+    if (c.append !== undefined) fail(undefined, '-append only allowed with -kernel option');
+    if (c.initrd !== undefined) fail(undefined, '-initrd only allowed with -kernel option');
+  }
+
+  const type = c.machine.get('type') ?? 'pc';
+  if (type !== 'pc') fail(undefined, 'unsupported machine type\nUse -machine help to list supported machines');
+
+  const smp = at(undefined, () => resolveSmp(c.smp));
+  c.warnings.push(...warnLines(undefined, smp.warnings));
+
+  const memorySize = resolveMemory(c);
+
+  const accel = resolveAccel(c);
+
+  if (c.displayGl !== undefined && c.displayGl !== 'off') fail(undefined, 'OpenGL is not supported by the display');
+
+  const serial = resolveSerial(c);
+
+  let cpu: CpuConfig = { model: 'host', features: [] };
+  if (c.cpu !== undefined) {
+    const r = at(undefined, () => parseCpuOption(cpuText ?? ''));
+    if (r.kind === 'cpu') {
+      cpu = r.cpu;
+      c.warnings.push(...warnLines(undefined, r.warnings));
+    }
+  }
+
+  if (c.kernel === undefined) {
+    fail(undefined, 'no kernel given: -kernel IMAGE is required (nodevisor has no firmware to boot a disk)');
+  }
+
+  const guestName = c.name.get('guest');
+  const config: MachineConfig = {
+    memorySize,
+    cpus: smp.topology.cpus,
+    cpu,
+    kernel: c.kernel,
+    append: c.append ?? '',
+    serial: serial.backend,
+    noReboot: c.noReboot,
+  };
+  if (c.initrd !== undefined) config.initrd = c.initrd;
+  if (guestName !== undefined) config.name = guestName;
+
+  const machineProps = new Map(c.machine);
+  machineProps.delete('type');
+  machineProps.delete('accel');
+  const nameProps = new Map(c.name);
+  nameProps.delete('guest');
+  const options: RunOptions = {
+    nographic: c.nographic,
+    display: 'none',
+    accel,
+    machine: { type, props: Object.fromEntries(machineProps) },
+    topology: smp.topology,
+    serialMux: serial.mux,
+    name: Object.fromEntries(nameProps),
+    warnings: c.warnings,
+  };
+  if (serial.arg !== undefined) options.serialArg = serial.arg;
+  return { kind: 'run', config, options };
+}
+
+/** `-m` merged over all its uses → bytes. `maxmem`/`slots` are checked as QEMU does, then unused. */
+function resolveMemory(c: Collected): number {
+  const sizeText = c.memory.get('size');
+  let bytes = BigInt(DEFAULT_MEMORY_SIZE);
+  if (sizeText !== undefined) {
+    const r = at(undefined, () => memorySizeFromOption(sizeText));
+    if (r.warning !== undefined) c.warnings.push(...warnLines(undefined, [r.warning]));
+    if (r.bytes !== undefined) bytes = r.bytes;
+  }
+  const maxText = c.memory.get('maxmem');
+  if (maxText !== undefined) {
+    const max = at(undefined, () => parseSizeValue('maxmem', maxText));
+    if (max < bytes) {
+      fail(
+        undefined,
+        `invalid value of maxmem: maximum memory size (0x${max.toString(16)}) must be at least ` +
+          `the initial memory size (0x${bytes.toString(16)})`,
+      );
+    }
+  } else if (c.memory.has('slots')) {
+    fail(undefined, 'slots specified but no max-size');
+  }
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) fail(undefined, 'ram size too large');
+  return Number(bytes);
+}
+
+/**
+ * The accelerators asked for, tried in order as QEMU does; only kvm exists here, so another name
+ * is reported and the next one tried. Returns the chosen `-accel kvm`'s other properties.
+ */
+function resolveAccel(c: Collected): Record<string, string> {
+  const machineAccel = c.machine.get('accel');
+  if (machineAccel !== undefined && c.accels.length > 0) {
+    fail(undefined, 'The -accel and "-machine accel=" options are incompatible');
+  }
+  const candidates =
+    machineAccel !== undefined
+      ? machineAccel.split(':').map((name) => ({ name, values: new Map<string, string>(), loc: undefined }))
+      : c.accels.map((a) => ({ name: a.values.get('accel') ?? '', values: a.values, loc: a.loc as string | undefined }));
+  if (candidates.length === 0) return {};
+  const failures: string[] = [];
+  for (const cand of candidates) {
+    if (cand.name !== 'kvm') {
+      failures.push(errorLine(cand.loc, `invalid accelerator ${cand.name}`));
+      continue;
+    }
+    if (failures.length > 0) c.warnings.push(...failures, errorLine(undefined, 'falling back to KVM'));
+    const props = new Map(cand.values);
+    props.delete('accel');
+    return Object.fromEntries(props);
+  }
+  throw new OptionError(failures.join('\n'));
+}
+
+/** `-serial`: COM1 only. Without it, stdio; multiplexed under -nographic, as QEMU's mon:stdio. */
+function resolveSerial(c: Collected): { backend: SerialBackend; mux: boolean; arg?: string } {
+  const [first, second] = c.serials;
+  if (second !== undefined) fail(second.loc, 'only one serial port (COM1) is supported');
+  if (first === undefined) return { backend: { kind: 'stdio' }, mux: c.nographic };
+  const r = at(first.loc, () => parseSerialOption(first.text));
+  return { backend: r.backend, mux: r.mux, arg: first.text };
+}
