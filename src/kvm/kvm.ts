@@ -16,7 +16,7 @@ import {
 import {
   decodeCpuid2, decodeMsrs, decodeRegs, decodeSregs, encodeCpuid2, encodeMemoryRegion, encodeMsrs, encodeRegs,
   encodeSregs, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE,
-  type CpuidEntryData, type MsrEntry,
+  encodeIrqRouting, type CpuidEntryData, type IrqRoute, type MsrEntry,
 } from './structs.js';
 
 export const KVM_API_VERSION = 12;
@@ -118,6 +118,11 @@ export class KvmVm {
 
   setUserMemoryRegion(slot: number, gpa: number, size: number, hostAddress: bigint, flags = 0): void {
     ioctl(this.fd, K.KVM_SET_USER_MEMORY_REGION, encodeMemoryRegion(slot, flags, gpa, size, hostAddress));
+  }
+
+  /** KVM_SET_GSI_ROUTING with irqchip routes (replaces KVM's default table). */
+  setGsiRouting(routes: readonly IrqRoute[]): void {
+    ioctl(this.fd, K.KVM_SET_GSI_ROUTING, encodeIrqRouting(routes));
   }
 
   /** Sets an irqchip input line (ISA IRQ / GSI) to a level. */

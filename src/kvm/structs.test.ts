@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { zeroRegs, type Sregs } from '../hypervisor/x86-state.js';
 import * as K from './ioctls.js';
 import {
-  decodeRegs, decodeSregs, encodeRegs, encodeSregs, KVM_CPUID_ENTRY2_SIZE, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE,
+  decodeRegs, decodeSregs, encodeRegs, encodeSregs, KVM_CPUID_ENTRY2_SIZE, KVM_FPU_SIZE, KVM_IRQ_ROUTING_ENTRY_SIZE, KVM_LAPIC_STATE_SIZE,
   KVM_MSR_ENTRY_SIZE, KVM_REGS_SIZE, KVM_RUN, KVM_SEGMENT_SIZE, KVM_SREGS_SIZE, KVM_USERSPACE_MEMORY_REGION_SIZE, SREGS,
 } from './structs.js';
 
@@ -22,7 +22,7 @@ const PROBE = `
 #define I(n) printf(#n " %lu\\n", (unsigned long)(n));
 int main(void) {
   S(kvm_regs) S(kvm_sregs) S(kvm_segment) S(kvm_userspace_memory_region) S(kvm_cpuid_entry2)
-  S(kvm_msr_entry) S(kvm_lapic_state) S(kvm_fpu)
+  S(kvm_msr_entry) S(kvm_lapic_state) S(kvm_fpu) S(kvm_irq_routing_entry) O(kvm_irq_routing_entry, u.irqchip.pin)
   O(kvm_regs, rip) O(kvm_regs, rflags)
   O(kvm_sregs, gdt) O(kvm_sregs, idt) O(kvm_sregs, cr0) O(kvm_sregs, cr2) O(kvm_sregs, cr3) O(kvm_sregs, cr4)
   O(kvm_sregs, cr8) O(kvm_sregs, efer) O(kvm_sregs, apic_base) O(kvm_sregs, interrupt_bitmap)
@@ -38,7 +38,7 @@ int main(void) {
   I(KVM_IRQ_LINE) I(KVM_CREATE_PIT2) I(KVM_GET_IRQCHIP) I(KVM_SET_IRQCHIP) I(KVM_GET_PIT2) I(KVM_SET_PIT2)
   I(KVM_GET_LAPIC) I(KVM_SET_LAPIC) I(KVM_GET_FPU) I(KVM_SET_FPU) I(KVM_SET_SIGNAL_MASK) I(KVM_SET_MP_STATE)
   I(KVM_GET_VCPU_EVENTS) I(KVM_SET_VCPU_EVENTS) I(KVM_GET_XCRS) I(KVM_SET_XCRS) I(KVM_TRANSLATE)
-  I(KVM_SET_IDENTITY_MAP_ADDR) I(KVM_SET_TSS_ADDR) I(KVM_ENABLE_CAP) I(KVM_GET_XSAVE) I(KVM_NMI)
+  I(KVM_SET_IDENTITY_MAP_ADDR) I(KVM_SET_GSI_ROUTING) I(KVM_SET_TSS_ADDR) I(KVM_ENABLE_CAP) I(KVM_GET_XSAVE) I(KVM_NMI)
   return 0;
 }`;
 
@@ -69,6 +69,8 @@ test('struct sizes, offsets and ioctl numbers match <linux/kvm.h>', () => {
   assert.equal(h.get('kvm_msr_entry'), KVM_MSR_ENTRY_SIZE);
   assert.equal(h.get('kvm_lapic_state'), KVM_LAPIC_STATE_SIZE);
   assert.equal(h.get('kvm_fpu'), KVM_FPU_SIZE);
+  assert.equal(h.get('kvm_irq_routing_entry'), KVM_IRQ_ROUTING_ENTRY_SIZE);
+  assert.equal(h.get('kvm_irq_routing_entry.u.irqchip.pin'), 20);
   for (const [field, off] of Object.entries(SREGS)) {
     if (field === 'segments') continue;
     const cname = field === 'apicBase' ? 'apic_base' : field === 'interruptBitmap' ? 'interrupt_bitmap' : field;

@@ -167,3 +167,30 @@ export function decodeMsrs(b: Uint8Array, count: number): MsrEntry[] {
   for (let i = 0; i < count; i++) out.push({ index: v.getUint32(8 + i * 16, true), data: v.getBigUint64(8 + i * 16 + 8, true) });
   return out;
 }
+
+export const KVM_IRQ_ROUTING_ENTRY_SIZE = 48;
+export const KVM_IRQ_ROUTING_IRQCHIP = 1;
+export const KVM_IRQCHIP_PIC_MASTER = 0;
+export const KVM_IRQCHIP_PIC_SLAVE = 1;
+export const KVM_IRQCHIP_IOAPIC = 2;
+
+export interface IrqRoute {
+  gsi: number;
+  irqchip: number;
+  pin: number;
+}
+
+/** struct kvm_irq_routing with irqchip entries. */
+export function encodeIrqRouting(routes: readonly IrqRoute[]): Uint8Array {
+  const out = new Uint8Array(8 + routes.length * KVM_IRQ_ROUTING_ENTRY_SIZE);
+  const v = dv(out);
+  v.setUint32(0, routes.length, true);
+  routes.forEach((r, i) => {
+    const o = 8 + i * KVM_IRQ_ROUTING_ENTRY_SIZE;
+    v.setUint32(o, r.gsi, true);
+    v.setUint32(o + 4, KVM_IRQ_ROUTING_IRQCHIP, true);
+    v.setUint32(o + 16, r.irqchip, true);
+    v.setUint32(o + 20, r.pin, true);
+  });
+  return out;
+}

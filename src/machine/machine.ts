@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { vcpuCpuid } from '../arch/x86/cpuid.js';
 import { e820Map, ramLayout, type RamLayout } from '../arch/x86/e820.js';
+import { pcIrqRoutes } from '../arch/x86/irq-routing.js';
 import { defaultFpu, encodeKvmFpu } from '../arch/x86/fpu.js';
 import { FOUR_GIB, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR } from '../arch/x86/layout.js';
 import { bootMsrs } from '../arch/x86/msrs.js';
@@ -104,6 +105,7 @@ export class Machine {
       vm.setTssAddr(KVM_TSS_ADDR);
       vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
       vm.createIrqchip();
+      vm.setGsiRouting(pcIrqRoutes());
       vm.createPit2();
 
       const layout = ramLayout(config.memorySize);
@@ -247,7 +249,7 @@ export class Machine {
   async vcpuState(index: number): Promise<Awaited<ReturnType<VcpuThread['getState']>>> {
     const v = this.vcpus[index];
     if (!v) throw new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`);
-    if (v.state === 2) return v.getState();
+    if (this.statusValue !== 'running' && !this.endValue) return v.getState();
     throw new NodevisorError('ERR_BAD_STATE', 'vCPU state can only be read while the machine is paused');
   }
 
