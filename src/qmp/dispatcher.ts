@@ -114,7 +114,9 @@ function checkRequest(request: JsonObject, allowOob: boolean): 'execute' | 'exec
     const value = request[key];
     if (key === 'execute' || (key === 'exec-oob' && allowOob)) {
       if (typeof value !== 'string') throw new QmpError('GenericError', `QMP input member '${key}' must be a string`);
-      if (execKey !== undefined) throw new QmpError('GenericError', `QMP input member '${key}' is unexpected`);
+      if (execKey !== undefined) {
+        throw new QmpError('GenericError', "QMP input member 'execute' clashes with 'exec-oob'");
+      }
       execKey = key;
     } else if (key === 'arguments') {
       if (!isJsonObject(value)) throw new QmpError('GenericError', "QMP input member 'arguments' must be an object");

@@ -78,7 +78,8 @@ function checkValue(spec: ArgType, value: JsonValue, fullName: string, name: str
     case 'number':
       return typeof value === 'number' || typeof value === 'bigint' ? value : typeError();
     case 'int':
-      if (typeof value === 'number' && Number.isInteger(value)) return value;
+      // Integers beyond 2^53 arrive as bigints, so a larger plain number was a double.
+      if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
       if (typeof value === 'bigint' && value >= INT64_MIN && value <= INT64_MAX) return value;
       return typeError();
     case 'enum':
