@@ -31,6 +31,12 @@ export interface MachineConfig {
   noReboot: boolean;
   /** `-name`. */
   name?: string;
+  /**
+   * Where an LZ4-compressed bzImage is decompressed: 'host' (default) decompresses the payload
+   * in the VMM and enters the vmlinux inside at startup_64, as Firecracker boots a vmlinux;
+   * 'guest' runs the bzImage's own decompressor, as QEMU does. Other payloads always go 'guest'.
+   */
+  kernelDecompress?: 'host' | 'guest';
 }
 
 export const DEFAULT_MEMORY_SIZE = 128 * 1024 * 1024; // QEMU's default -m

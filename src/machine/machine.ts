@@ -189,7 +189,7 @@ export class Machine {
       ...(this.config.initrd !== undefined && this.initrd !== undefined
         ? { initrdPath: this.config.initrd, initrd: this.initrd } : {}),
       cmdline: this.config.append, memory: mem, layout: this.layout, e820: e820Map(this.layout), rsdpAddr: 0,
-    });
+    }, { decompressOnHost: (this.config.kernelDecompress ?? 'host') === 'host' });
   }
 
   /** Runs the guest. Resolves once every vCPU has been started. */
