@@ -83,7 +83,7 @@ test('a host reset boots the kernel again and keeps CMOS; memory is readable', a
     await m.start();
     await out.waitFor('reset: boot 3\n');
     await m.pause();
-    await m.reset(false, 'host-qmp-system-reset');
+    await m.reset('host-qmp-system-reset');
     await m.resume();
     await out.waitFor('reset: boot 5\n');
     assert.ok(resets.includes('false:host-qmp-system-reset'), resets.join(' '));

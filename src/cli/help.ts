@@ -38,6 +38,8 @@ Standard options:
                 suffixes k, M, G, T, P, E are powers of 1024 (as in 2G or 1.5G)
 -name [guest=]name[,process=name][,debug-threads=on|off]
                 name of the guest
+-uuid %08x-%04x-%04x-%04x-%012x
+                specify machine UUID
 
 Display options:
 -display none   no display (the only display nodevisor has)
@@ -53,10 +55,30 @@ Character device options:
 -serial dev     connect COM1 to character device 'dev':
                 stdio, mon:stdio (with the ctrl-a escapes), file:path, null, none,
                 unix:path[,server=on|off][,wait=on|off]
-                default: stdio (mon:stdio with -nographic)
+                default: stdio (mon:stdio with -nographic; none with -qmp stdio)
+-chardev socket,id=id,path=path[,server=on|off][,wait=on|off][,reconnect=seconds]
+-chardev socket,id=id[,host=host],port=port[,server=on|off][,wait=on|off][,reconnect=seconds]
+                a socket, for -mon; one that no -mon uses is accepted and left closed
+-mon [chardev=]name[,mode=control][,pretty=on|off]
+                QMP on chardev 'name', which must be server=on,wait=off
+                (the human monitor, mode=readline, is not supported)
+-qmp dev        QMP on 'dev': unix:path,server=on,wait=off,
+                tcp:[host]:port,server=on,wait=off, stdio, or chardev:name
 
-Other options:
--no-reboot      exit instead of rebooting
+Debug/Expert options:
+-S              start with the CPUs stopped (status prelaunch) until QMP 'cont'
+-no-reboot      exit instead of rebooting (same as -action reboot=shutdown)
+-no-shutdown    stop before shutdown (same as -action shutdown=pause)
+-action reboot=reset|shutdown
+                action when guest reboots [default=reset]
+-action shutdown=poweroff|pause
+                action when guest shuts down [default=poweroff]
+-action panic=pause|shutdown|exit-failure|none
+                action when guest panics [default=shutdown]
+-action watchdog=reset|shutdown|poweroff|inject-nmi|pause|debug|none
+                action when watchdog fires [default=reset]
+-watchdog-action reset|shutdown|poweroff|inject-nmi|pause|debug|none
+                same as -action watchdog=...
 
 When using -nographic, press 'ctrl-a h' to get some help.
 `;

@@ -7,6 +7,10 @@ import type { Chardev } from '../chardev/chardev.js';
 import { openChardev } from '../chardev/open.js';
 import { NodevisorError, OptionError } from '../errors.js';
 import { Machine } from '../machine/machine.js';
+import { qmpMachine } from '../machine/qmp-adapter.js';
+import { machineCommands } from '../qmp/commands-machine.js';
+import { nodevisorQmpVersion } from '../qmp/commands-core.js';
+import { QmpServer } from '../qmp/server.js';
 import { parseArgs, type ParsedCommand } from './parse-args.js';
 
 const PROGRAM = 'nodevisor';
@@ -55,7 +59,7 @@ async function run(argv: readonly string[]): Promise<number> {
     throw e;
   }
   try {
-    machine = await Machine.create(config, { serial });
+    machine = await Machine.create(config, { serial, actions: options.actions });
   } catch (e) {
     await serial.close();
     if (e instanceof NodevisorError) {
@@ -67,14 +71,33 @@ async function run(argv: readonly string[]): Promise<number> {
   const m = machine;
   m.events.on('warning', (w) => say(`warning: ${w}`));
   m.events.on('internal-error', ({ report }) => process.stderr.write(`${report}\n`));
+
+  const qmp = new QmpServer({
+    commands: machineCommands(qmpMachine(m, { name: config.name, uuid: options.uuid }), nodevisorQmpVersion()),
+    log: (line) => say(line),
+  });
+  m.events.on('qmp', (event, ts) => qmp.broadcast(event, ts));
+  try {
+    for (const spec of options.qmp) await qmp.listen(spec);
+  } catch (e) {
+    await m.quit();
+    await qmp.close();
+    if (e instanceof NodevisorError || (e instanceof Error && 'code' in e)) {
+      say(`-qmp: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
       say(`terminating on signal ${sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1}`);
-      void m.quit();
+      void m.quit('host-signal');
     });
   }
-  await m.start();
+  if (!options.startPaused) await m.start();
   const end = await m.waitForEnd();
+  await qmp.close(); // flushes every reply and event (quit's reply included), removes sockets
   if (end.reason === 'fatal' && end.message) say(end.message);
   return end.exitCode;
 }

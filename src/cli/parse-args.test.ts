@@ -33,6 +33,11 @@ test('the demo command line', () => {
     serialMux: true,
     name: {},
     warnings: [],
+    startPaused: false,
+    noShutdown: false,
+    actions: { reboot: 'reset', shutdown: 'poweroff', panic: 'shutdown', watchdog: 'reset' },
+    qmp: [],
+    chardevs: [],
   };
   assert.deepEqual(options, expected);
 });

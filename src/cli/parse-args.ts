@@ -9,6 +9,8 @@
  */
 import { OptionError } from '../errors.js';
 import { DEFAULT_MEMORY_SIZE, type CpuConfig, type MachineConfig, type SerialBackend } from '../machine/config.js';
+import type { ListenSpec } from '../qmp/server.js';
+import { DEFAULT_ACTIONS, parseActionOption, type ActionPolicy } from '../runstate/actions.js';
 import { packageVersion } from '../version.js';
 import { cpuHelpText, parseCpuOption } from './cpu.js';
 import {
@@ -20,6 +22,19 @@ import {
   versionText,
 } from './help.js';
 import { OptsSyntaxError } from './opts-error.js';
+import {
+  attachMonitors,
+  chardevInfo,
+  createChardev,
+  LocatedError,
+  parseChardevOption,
+  parseMonOption,
+  parseQmpOption,
+  type ChardevInfo,
+  type CreatedChardev,
+  type PendingChardev,
+  type PendingMonitor,
+} from './monitor.js';
 import { isHelpOption, parseBool, parseKeyval, parseQemuOpts, type OptsDesc, type ParsedOpts } from './qemu-opts.js';
 import { qemuOptionArity } from './qemu-options.js';
 import { parseSerialOption } from './serial.js';
@@ -46,6 +61,21 @@ export interface RunOptions {
   name: Record<string, string>;
   /** Whole lines (`nodevisor: ...warning: ...`) to print on stderr before starting. */
   warnings: string[];
+  /** `-S`: start in `prelaunch`, the vCPUs stopped until `cont`. */
+  startPaused: boolean;
+  /** `-no-shutdown` was given (its effect is already in `actions.shutdown`). */
+  noShutdown: boolean;
+  /**
+   * `-action`, `-watchdog-action`, `-no-reboot` and `-no-shutdown` merged as QEMU 7.2 merges
+   * them: one list of settings in command-line order, the last value of each key winning.
+   */
+  actions: ActionPolicy;
+  /** Where QMP listens: `-qmp DEV` and `-mon chardev=ID,mode=control`, in QEMU's order. */
+  qmp: ListenSpec[];
+  /** Every `-chardev`, used by a monitor or not, in command-line order. */
+  chardevs: ChardevInfo[];
+  /** `-uuid`, in lower case as QEMU reports it. */
+  uuid?: string;
 }
 
 export type ParsedCommand =
@@ -55,6 +85,8 @@ export type ParsedCommand =
   | { kind: 'version'; text: string }
   | { kind: 'accel-help'; text: string };
 
+const ACTION_DESC: OptsDesc = { reboot: 'string', shutdown: 'string', panic: 'string', watchdog: 'string' };
+const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const MEMORY_DESC: OptsDesc = { size: 'size', slots: 'number', maxmem: 'size' };
 const NAME_DESC: OptsDesc = { guest: 'string', process: 'string', 'debug-threads': 'bool' };
 const DISPLAY_BOOLS = ['full-screen', 'window-close', 'show-cursor'];
@@ -93,10 +125,20 @@ function warnLines(loc: string | undefined, texts: readonly string[]): string[] 
 }
 
 /** parseQemuOpts at `loc`, its warnings kept even when it fails. */
-function qemuOpts(c: Collected, loc: string, arg: string, implied: string, desc?: OptsDesc): ParsedOpts {
+function qemuOpts(c: Collected, loc: string, arg: string, implied: string | undefined, desc?: OptsDesc): ParsedOpts {
   const warnings: string[] = [];
   try {
     return at(loc, () => parseQemuOpts(arg, implied, desc, warnings));
+  } finally {
+    c.warnings.push(...warnLines(loc, warnings));
+  }
+}
+
+/** Runs a parser at `loc`, keeping its warnings even when it fails (as qemuOpts does). */
+function withWarnings<T>(c: Collected, loc: string, fn: (warnings: string[]) => T): T {
+  const warnings: string[] = [];
+  try {
+    return at(loc, () => fn(warnings));
   } finally {
     c.warnings.push(...warnLines(loc, warnings));
   }
@@ -143,6 +185,17 @@ interface Collected {
   displayGl: string | undefined;
   serials: Array<{ text: string; loc: string }>;
   noReboot: boolean;
+  noShutdown: boolean;
+  startPaused: boolean;
+  /** The `action` settings merged in order; `loc` is the option that first made the list. */
+  actions: { values: Map<string, string>; loc: string | undefined };
+  uuid: string | undefined;
+  /** `-chardev`s and `-qmp`'s own chardevs, in order; ids known so far. */
+  chardevs: PendingChardev[];
+  chardevIds: Set<string>;
+  monitors: PendingMonitor[];
+  /** QEMU's monitor_device_index, which names `-qmp`'s chardevs compat_monitorN. */
+  qmpCount: number;
   warnings: string[];
 }
 
@@ -173,6 +226,14 @@ function interpret(items: readonly Item[], warnings: string[]): ParsedCommand {
     displayGl: undefined,
     serials: [],
     noReboot: false,
+    noShutdown: false,
+    startPaused: false,
+    actions: { values: new Map(), loc: undefined },
+    uuid: undefined,
+    chardevs: [],
+    chardevIds: new Set(),
+    monitors: [],
+    qmpCount: 0,
     warnings,
   };
 
@@ -255,12 +316,106 @@ function interpret(items: readonly Item[], warnings: string[]): ParsedCommand {
         break;
       case 'no-reboot':
         c.noReboot = true;
+        setAction(c, loc, 'reboot', 'shutdown');
         break;
+      case 'no-shutdown':
+        c.noShutdown = true;
+        setAction(c, loc, 'shutdown', 'pause');
+        break;
+      case 'watchdog-action':
+        setAction(c, loc, 'watchdog', arg);
+        break;
+      case 'action': {
+        const r = qemuOpts(c, loc, arg, undefined, ACTION_DESC);
+        if (r.help) return { kind: 'help', text: optsHelp('action', ACTION_DESC), exitStatus: 1 };
+        c.actions.loc ??= loc;
+        for (const [k, v] of r.values) setAction(c, loc, k, v);
+        break;
+      }
+      case 'S':
+        c.startPaused = true;
+        break;
+      case 'uuid':
+        if (!UUID_PATTERN.test(arg)) fail(loc, 'failed to parse UUID string: wrong format');
+        c.uuid = arg.toLowerCase();
+        break;
+      case 'chardev': {
+        const r = withWarnings(c, loc, (warnings) => parseChardevOption(arg, loc, warnings));
+        if (r.kind === 'help') return r;
+        addChardev(c, r.chardev);
+        break;
+      }
+      case 'mon': {
+        c.monitors.push(withWarnings(c, loc, (warnings) => parseMonOption(arg, loc, warnings)));
+        break;
+      }
+      case 'qmp': {
+        const r = at(loc, () => parseQmpOption(arg, loc, `compat_monitor${c.qmpCount}`));
+        c.qmpCount++;
+        if (r.chardev !== undefined) addChardev(c, r.chardev);
+        c.monitors.push(r.monitor);
+        break;
+      }
       default:
         fail(item.arg === undefined ? item.loc : `-${name}`, 'option not supported by nodevisor');
     }
   }
   return finish(c);
+}
+
+/** One `action` setting, merged over the earlier ones as QEMU's single `action` list does. */
+function setAction(c: Collected, loc: string, key: string, value: string): void {
+  c.actions.loc ??= loc;
+  c.actions.values.delete(key);
+  c.actions.values.set(key, value);
+}
+
+function addChardev(c: Collected, chardev: PendingChardev): void {
+  if (chardev.id !== undefined) {
+    if (c.chardevIds.has(chardev.id)) fail(chardev.loc, `Duplicate ID '${chardev.id}' for chardev`);
+    c.chardevIds.add(chardev.id);
+  }
+  c.chardevs.push(chardev);
+}
+
+/**
+ * The merged `action` settings → a policy. QEMU checks the values only now, after all options,
+ * and reports a bad one at the option that started the list (even `-no-reboot`).
+ */
+function resolveActions(c: Collected): ActionPolicy {
+  if (c.actions.loc === undefined) return { ...DEFAULT_ACTIONS };
+  const text = [...c.actions.values].map(([k, v]) => `${k}=${v.replaceAll(',', ',,')}`).join(',');
+  try {
+    return parseActionOption(text, DEFAULT_ACTIONS).policy;
+  } catch (e) {
+    if (e instanceof OptionError) fail(c.actions.loc, e.message);
+    throw e;
+  }
+}
+
+/** Creates the chardevs in order; `stdio` tells whether one of them (`-qmp stdio`) took stdio. */
+function createChardevs(c: Collected): { created: CreatedChardev[]; stdio: boolean } {
+  const created: CreatedChardev[] = [];
+  let stdio = false;
+  for (const p of c.chardevs) {
+    const made = at(p.loc, () => createChardev(p));
+    if (made.kind === 'stdio') {
+      if (stdio) fail(p.loc, 'cannot use stdio by multiple character devices');
+      stdio = true;
+    }
+    created.push(made);
+  }
+  return { created, stdio };
+}
+
+/** Attaches the monitors to their chardevs: QMP's listeners. */
+function attachQmp(c: Collected, created: readonly CreatedChardev[]): ListenSpec[] {
+  try {
+    return attachMonitors(c.monitors, created);
+  } catch (e) {
+    if (e instanceof LocatedError) fail(e.loc, e.message);
+    throw e;
+  }
 }
 
 /** `-display`: only `none`, with QAPI's common display members. Returns the `gl` mode. */
@@ -288,8 +443,14 @@ function finish(c: Collected): ParsedCommand {
     if (c.initrd !== undefined) fail(undefined, '-initrd only allowed with -kernel option');
   }
 
+  const actions = resolveActions(c);
+
   const type = c.machine.get('type') ?? 'pc';
   if (type !== 'pc') fail(undefined, 'unsupported machine type\nUse -machine help to list supported machines');
+
+  // QEMU's early backends: the display, then every chardev (before -smp and -m are checked).
+  if (c.displayGl !== undefined && c.displayGl !== 'off') fail(undefined, 'OpenGL is not supported by the display');
+  const chardevs = createChardevs(c);
 
   const smp = at(undefined, () => resolveSmp(c.smp));
   c.warnings.push(...warnLines(undefined, smp.warnings));
@@ -298,9 +459,9 @@ function finish(c: Collected): ParsedCommand {
 
   const accel = resolveAccel(c);
 
-  if (c.displayGl !== undefined && c.displayGl !== 'off') fail(undefined, 'OpenGL is not supported by the display');
+  const qmp = attachQmp(c, chardevs.created);
 
-  const serial = resolveSerial(c);
+  const serial = resolveSerial(c, chardevs.stdio);
 
   let cpu: CpuConfig = { model: 'host', features: [] };
   if (c.cpu !== undefined) {
@@ -323,7 +484,8 @@ function finish(c: Collected): ParsedCommand {
     kernel: c.kernel,
     append: c.append ?? '',
     serial: serial.backend,
-    noReboot: c.noReboot,
+    // What the policy makes of a reset: `-no-reboot`, or its `-action reboot=shutdown` spelling.
+    noReboot: actions.reboot === 'shutdown',
   };
   if (c.initrd !== undefined) config.initrd = c.initrd;
   if (guestName !== undefined) config.name = guestName;
@@ -342,7 +504,13 @@ function finish(c: Collected): ParsedCommand {
     serialMux: serial.mux,
     name: Object.fromEntries(nameProps),
     warnings: c.warnings,
+    startPaused: c.startPaused,
+    noShutdown: c.noShutdown,
+    actions,
+    qmp,
+    chardevs: chardevs.created.filter((m) => !m.pending.compat).map(chardevInfo),
   };
+  if (c.uuid !== undefined) options.uuid = c.uuid;
   if (serial.arg !== undefined) options.serialArg = serial.arg;
   return { kind: 'run', config, options };
 }
@@ -401,11 +569,28 @@ function resolveAccel(c: Collected): Record<string, string> {
   throw new OptionError(failures.join('\n'));
 }
 
-/** `-serial`: COM1 only. Without it, stdio; multiplexed under -nographic, as QEMU's mon:stdio. */
-function resolveSerial(c: Collected): { backend: SerialBackend; mux: boolean; arg?: string } {
+/**
+ * `-serial`: COM1 only. Without it, stdio; multiplexed under -nographic, as QEMU's mon:stdio.
+ * When QMP has stdio (`-qmp stdio`), a serial port on stdio fails as in QEMU, except QEMU's
+ * default `vc` (which nodevisor puts on stdio): with no display to show it, it goes nowhere.
+ */
+function resolveSerial(c: Collected, stdioTaken: boolean): { backend: SerialBackend; mux: boolean; arg?: string } {
   const [first, second] = c.serials;
   if (second !== undefined) fail(second.loc, 'only one serial port (COM1) is supported');
-  if (first === undefined) return { backend: { kind: 'stdio' }, mux: c.nographic };
+  const inUse = (loc: string | undefined, dev: string): never =>
+    fail(loc, `cannot use stdio by multiple character devices\n${errorLine(loc, `could not connect serial device to character backend '${dev}'`)}`);
+  if (first === undefined) {
+    if (stdioTaken) {
+      if (c.nographic) inUse(undefined, 'stdio');
+      return { backend: { kind: 'null' }, mux: false };
+    }
+    return { backend: { kind: 'stdio' }, mux: c.nographic };
+  }
   const r = at(first.loc, () => parseSerialOption(first.text));
+  if (stdioTaken && r.backend.kind === 'stdio') {
+    const text = r.mux ? first.text.slice(4) : first.text;
+    if (text === 'vc' || text.startsWith('vc:')) return { backend: { kind: 'null' }, mux: false, arg: first.text };
+    inUse(first.loc, first.text);
+  }
   return { backend: r.backend, mux: r.mux, arg: first.text };
 }

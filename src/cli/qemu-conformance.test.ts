@@ -27,6 +27,20 @@ const CASES: string[][] = [
   ['-name', 'a,bogus=1'],
   ['-display', 'foo'],
   ['-initrd', 'a'],
+  ['-action', 'panic=bogus'],
+  ['-action', 'noreboot'],
+  ['-action', 'reboot=shutdown', '-action', 'panic=bogus'],
+  ['-no-reboot', '-action', 'reboot=bogus'],
+  ['-watchdog-action', 'bogus'],
+  ['-uuid', 'bogus'],
+  ['-qmp', 'bogus'],
+  ['-qmp', 'tcp:localhost,server=on,wait=off'],
+  ['-qmp', 'unix:/tmp/nodevisor-conformance.sock,server=on,wait=off,reconnect=1'],
+  ['-nographic', '-qmp', 'stdio'],
+  ['-mon', 'chardev=nope,mode=control'],
+  ['-chardev', 'socket,id=c1'],
+  ['-chardev', 'socket,id=c1,path=/tmp/a', '-chardev', 'socket,id=c1,path=/tmp/b'],
+  ['-chardev', 'socket,id=1c,path=/tmp/a'],
 ];
 
 /** Error lines without the program name; QEMU's machine is 'pc-i440fx-7.2' where ours is 'pc'. */

@@ -22,17 +22,22 @@ import { loadKernel } from '../loader/load-kernel.js';
 import type { BootResult } from '../loader/boot.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { RamMapping } from '../memory/ram.js';
+import { DEFAULT_ACTIONS, resetOutcome, shutdownOutcome, withNoReboot, type ActionPolicy } from '../runstate/actions.js';
+import { timestamp, type QmpEvent, type QmpTimestamp } from '../runstate/events.js';
+import { RunStateMachine, stateAfterReset, stateNeedsReset, type RunState } from '../runstate/run-state.js';
+import { isGuestCause, type ShutdownCause } from '../runstate/shutdown-cause.js';
 import { exitReasonName } from '../vcpu/exit-reason.js';
 import type { VcpuEvent } from '../vcpu/messages.js';
 import { VcpuThread } from '../vcpu/vcpu-thread.js';
 import type { MachineConfig } from './config.js';
 import { buildDevices, createDevicePlan, type DevicePlan, type Devices } from './devices.js';
 
-export type MachineStatus = 'created' | 'running' | 'paused' | 'shutdown' | 'internal-error';
+/** QEMU's run state (see src/runstate/run-state.ts). */
+export type MachineStatus = RunState;
 
-/** Why a machine ended, and the process exit status a CLI should use. */
+/** Why a machine ended (the shutdown cause, or `fatal` for a VMM failure), and the exit status. */
 export interface MachineEnd {
-  readonly reason: 'guest-reset' | 'guest-shutdown' | 'guest-panic' | 'internal-error' | 'host-quit' | 'fatal';
+  readonly reason: ShutdownCause | 'fatal';
   readonly exitCode: number;
   readonly message?: string;
 }
@@ -46,6 +51,10 @@ export interface MachineEvents {
   'internal-error': [{ vcpu: number; report: string }];
   /** The machine has ended (all vCPUs stopped, output flushed). */
   end: [MachineEnd];
+  /** A QMP event (SHUTDOWN, RESET, STOP, RESUME, ...), in the order QEMU emits them. */
+  qmp: [QmpEvent, QmpTimestamp];
+  /** The run state changed. */
+  state: [RunState, RunState];
   /** Something an operator should know (printed by the CLI as `nodevisor: warning: ...`). */
   warning: [string];
 }
@@ -55,11 +64,14 @@ export interface MachineOptions {
   readonly kvmDevice?: string;
   /** Where COM1 goes; by default the one the config names. */
   readonly serial?: Chardev;
+  /** What guest resets, shutdowns and panics lead to (`-action`); default: QEMU's, with `noReboot`. */
+  readonly actions?: ActionPolicy;
 }
 
 export class Machine {
   readonly events = new EventEmitter<MachineEvents>();
-  private statusValue: MachineStatus = 'created';
+  private readonly runState = new RunStateMachine('prelaunch');
+  private actions: ActionPolicy;
   private endValue: MachineEnd | null = null;
   private readonly endPromise: Promise<MachineEnd>;
   private resolveEnd!: (e: MachineEnd) => void;
@@ -82,7 +94,10 @@ export class Machine {
     private readonly kernel: Uint8Array,
     private readonly initrd: Uint8Array | undefined,
     private readonly serial: Chardev,
+    actions: ActionPolicy | undefined,
   ) {
+    this.actions = actions ?? (config.noReboot ? withNoReboot({ ...DEFAULT_ACTIONS }) : { ...DEFAULT_ACTIONS });
+    this.runState.onChange((to, from) => this.events.emit('state', to, from));
     this.endPromise = new Promise((resolve) => { this.resolveEnd = resolve; });
   }
 
@@ -137,7 +152,7 @@ export class Machine {
         irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
         requests: { reset: () => undefined, shutdown: () => undefined }, // host-side accesses never request these
         serialSink: (ring) => ({ write: (b) => void ring.push(b) }),
-      }), vcpus, vcpuFds, kernel, initrd, serial);
+      }), vcpus, vcpuFds, kernel, initrd, serial, options.actions);
 
       const boot = main.loadImages();
       const msrs = bootMsrs();
@@ -152,6 +167,7 @@ export class Machine {
       main.initialIrqchip = [0, 1, 2].map((chip) => vm.getIrqchip(chip));
       main.initialPit = vm.getPit2();
       for (const v of vcpus) v.events.on('event', (e) => main.onVcpuEvent(v.index, e));
+      main.startDrain();
       serial.onInput((bytes) => main.sendSerialInput(bytes));
       return main;
     } catch (e) {
@@ -164,7 +180,16 @@ export class Machine {
   private initialPit: Uint8Array | null = null;
 
   get status(): MachineStatus {
-    return this.statusValue;
+    return this.runState.state;
+  }
+
+  /** The -action policy in force (set-action changes it). */
+  get actionPolicy(): Readonly<ActionPolicy> {
+    return this.actions;
+  }
+
+  setActions(changes: Partial<ActionPolicy>): void {
+    this.actions = { ...this.actions, ...changes };
   }
 
   get memory(): GuestMemory {
@@ -180,6 +205,11 @@ export class Machine {
     return this.vcpus.map((v) => v.exitCount);
   }
 
+  /** The kernel thread id of each vCPU thread (QMP's query-cpus-fast `thread-id`). */
+  vcpuThreadIds(): number[] {
+    return this.vcpus.map((v) => v.threadId);
+  }
+
   /** Places kernel, initrd, boot tables in RAM; returns the boot CPU's state. */
   private loadImages(): BootResult {
     const mem = this.ram.memory;
@@ -192,12 +222,14 @@ export class Machine {
     }, { decompressOnHost: (this.config.kernelDecompress ?? 'host') === 'host' });
   }
 
-  /** Runs the guest. Resolves once every vCPU has been started. */
-  async start(): Promise<void> {
-    if (this.statusValue !== 'created') throw new NodevisorError('ERR_BAD_STATE', `machine already ${this.statusValue}`);
-    this.startDrain();
-    this.statusValue = 'running';
-    for (const v of this.vcpus) v.resume();
+  /** Emits a QMP event: the one place events leave the machine. */
+  private emitQmp(e: QmpEvent): void {
+    this.events.emit('qmp', e, timestamp());
+  }
+
+  /** Starts the guest (QEMU without -S; with -S, the first `cont`). */
+  start(): Promise<void> {
+    return this.resume();
   }
 
   /** Resolves when the machine has ended, with why and the exit status. */
@@ -212,44 +244,106 @@ export class Machine {
     return next;
   }
 
-  /** Stops every vCPU (within milliseconds, whatever the guest is doing). */
-  pause(): Promise<void> {
-    return this.exclusive(async () => {
-      if (this.statusValue !== 'running') return;
-      await Promise.all(this.vcpus.map((v) => v.pause()));
-      this.statusValue = 'paused';
-    });
+  private async pauseVcpus(): Promise<void> {
+    await Promise.all(this.vcpus.map((v) => v.pause()));
   }
 
+  /** Stops every running vCPU and enters `state` (QEMU's vm_stop): STOP if it was running. */
+  private async vmStop(state: RunState): Promise<void> {
+    if (this.runState.state !== 'running') {
+      if (state !== 'paused') this.runState.transition(state);
+      return;
+    }
+    await this.pauseVcpus();
+    this.runState.transition(state);
+    this.emitQmp({ event: 'STOP' });
+  }
+
+  /** QMP `stop`: every vCPU stopped within milliseconds, whatever the guest is doing. */
+  pause(): Promise<void> {
+    return this.exclusive(() => this.vmStop('paused'));
+  }
+
+  /** QMP `cont`: runs the vCPUs (RESUME). Refused in a state that needs a reset. */
   resume(): Promise<void> {
     return this.exclusive(async () => {
-      if (this.statusValue !== 'paused') return;
-      this.statusValue = 'running';
+      if (this.endStarted || this.runState.state === 'running') return;
+      if (stateNeedsReset(this.runState.state)) {
+        throw new NodevisorError('ERR_BAD_STATE', 'Resetting the Virtual Machine is required');
+      }
+      this.runState.transition('running');
+      this.emitQmp({ event: 'RESUME' });
       for (const v of this.vcpus) v.resume();
     });
   }
 
-  /** A machine reset: every vCPU and device back to power-on, the kernel loaded again. */
-  reset(guest = false, reason = 'host-reset'): Promise<void> {
+  /**
+   * A reset request (QEMU's qemu_system_reset_request): a RESET and every vCPU and device
+   * back to power-on with the kernel loaded again, or, when the reboot action is `shutdown`
+   * (-no-reboot), a shutdown request with the same cause.
+   */
+  reset(cause: ShutdownCause = 'host-qmp-system-reset'): Promise<void> {
+    if (resetOutcome(this.actions, cause) === 'shutdown') return this.requestShutdown(cause);
     return this.exclusive(async () => {
-      if (this.endValue) return;
-      const wasRunning = this.statusValue === 'running';
-      await Promise.all(this.vcpus.map((v) => v.pause()));
+      if (this.endStarted) return;
+      await this.pauseVcpus(); // a vCPU that asked for the reset has already paused itself
+      this.emitQmp({ event: 'RESET', data: { guest: isGuestCause(cause), reason: cause } });
       this.devices.lock.with(() => this.devices.reset());
-      this.initialIrqchip.forEach((s) => this.vm.setIrqchip(s));
+      this.initialIrqchip.forEach((st) => this.vm.setIrqchip(st));
       if (this.initialPit) this.vm.setPit2(this.initialPit);
       const boot = this.loadImages();
       for (const v of this.vcpus) await v.reset(v.index === 0 ? boot.cpu : null);
-      this.events.emit('reset', { guest, reason });
-      if (wasRunning || this.statusValue === 'running') for (const v of this.vcpus) v.resume();
+      this.events.emit('reset', { guest: isGuestCause(cause), reason: cause });
+      const next = stateAfterReset(this.runState.state);
+      if (next !== this.runState.state) this.runState.transition(next);
+      if (this.runState.state === 'running') for (const v of this.vcpus) v.resume();
     });
+  }
+
+  /**
+   * A shutdown request (QEMU's qemu_system_shutdown_request): SHUTDOWN, then either the end
+   * of the machine or, when the shutdown action is `pause` (-no-shutdown), the VM stopped in
+   * state `shutdown`.
+   */
+  requestShutdown(cause: ShutdownCause, exitCode = 0): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.endStarted) return;
+      this.emitQmp({ event: 'SHUTDOWN', data: { guest: isGuestCause(cause), reason: cause } });
+      if (shutdownOutcome(this.actions, cause) === 'pause') {
+        await this.vmStop('shutdown');
+        return;
+      }
+      void this.end({ reason: cause, exitCode });
+    });
+  }
+
+  /** Ends the machine from the host side: `quit` (QMP), or a signal (`host-signal`). */
+  async quit(cause: 'host-qmp-quit' | 'host-signal' | 'host-ui' = 'host-qmp-quit'): Promise<MachineEnd> {
+    if (!this.endStarted) {
+      this.emitQmp({ event: 'SHUTDOWN', data: { guest: false, reason: cause } });
+      await this.end({ reason: cause, exitCode: 0 });
+    }
+    return this.endPromise;
+  }
+
+  /**
+   * An ACPI power-button press (QMP system_powerdown): POWERDOWN. The machine has no ACPI
+   * yet, so nothing in the guest sees the button; the event is still QEMU's.
+   */
+  powerdown(): void {
+    this.emitQmp({ event: 'POWERDOWN' });
+  }
+
+  /** QMP inject-nmi: an NMI to every vCPU. */
+  injectNmi(): void {
+    for (const v of this.vcpus) v.injectNmi();
   }
 
   /** Reads a vCPU's registers (the machine must be paused). */
   async vcpuState(index: number): Promise<Awaited<ReturnType<VcpuThread['getState']>>> {
     const v = this.vcpus[index];
     if (!v) throw new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`);
-    if (this.statusValue !== 'running' && !this.endValue) return v.getState();
+    if (this.runState.state !== 'running' && !this.endStarted) return v.getState();
     throw new NodevisorError('ERR_BAD_STATE', 'vCPU state can only be read while the machine is paused');
   }
 
@@ -311,22 +405,15 @@ export class Machine {
       case 'ready':
         return;
       case 'request':
-        if (e.kind === 'reset') {
-          if (this.config.noReboot) void this.end({ reason: 'guest-reset', exitCode: 0 });
-          else void this.reset(true, e.reason);
-        } else if (e.kind === 'shutdown') {
-          void this.end({ reason: 'guest-shutdown', exitCode: 0 });
-        } else {
-          void this.end({ reason: 'guest-panic', exitCode: 1 });
-        }
+        if (e.kind === 'reset') void this.reset(e.reason);
+        else if (e.kind === 'shutdown') void this.requestShutdown(e.reason);
+        else void this.requestShutdown('guest-panic', 1);
         return;
       case 'internal-error': {
+        // QEMU: report, stop the VM in internal-error (STOP), keep the process for management.
         const report = internalErrorReport(e);
         this.events.emit('internal-error', { vcpu: index, report });
-        void this.exclusive(async () => {
-          await Promise.all(this.vcpus.map((v) => v.pause()));
-          this.statusValue = 'internal-error';
-        }).then(() => this.end({ reason: 'internal-error', exitCode: 1, message: report }));
+        void this.exclusive(() => this.vmStop('internal-error'));
         return;
       }
       case 'debug':
@@ -339,19 +426,12 @@ export class Machine {
     }
   }
 
-  /** Ends the machine from the host side (Ctrl-A x, a signal, the library user). */
-  quit(): Promise<MachineEnd> {
-    return this.end({ reason: 'host-quit', exitCode: 0 });
-  }
-
   private endStarted = false;
 
   /** Stops everything, flushes guest output, releases KVM and RAM. Idempotent. */
   private async end(how: MachineEnd): Promise<MachineEnd> {
     if (this.endStarted) return this.endPromise;
     this.endStarted = true;
-    await this.busy.catch(() => undefined);
-    if (how.reason === 'guest-reset' || how.reason === 'guest-shutdown' || how.reason === 'host-quit') this.statusValue = 'shutdown';
     await Promise.all(this.vcpus.map((v) => v.quit()));
     this.draining = false;
     // Wake the drain loop now: a pending waitAsync does not keep the process alive.

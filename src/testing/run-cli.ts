@@ -2,7 +2,7 @@
  * Runs the nodevisor CLI (the built one, as a user would) or QEMU on a guest and collects
  * what it printed. Used by the integration and conformance tests and by the benchmarks.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -25,14 +25,19 @@ export interface RunOptions {
   keepStdinOpen?: boolean;
   /** Resolve early (killing the process with SIGTERM) once stdout contains this. */
   until?: string | RegExp;
+  /** The same, on stderr. */
+  untilStderr?: string | RegExp;
   /** Called with each stdout chunk (e.g. to send input once a prompt appears). */
   onStdout?: (text: string, write: (s: string) => void) => void;
+  /** Called once the process exists (to signal it, or to learn its pid). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 export function runProgram(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     let firstOutputMs = -1;
@@ -47,7 +52,11 @@ export function runProgram(cmd: string, args: readonly string[], opts: RunOption
       const u = opts.until;
       if (u !== undefined && (typeof u === 'string' ? stdout.includes(u) : u.test(stdout))) child.kill('SIGTERM');
     });
-    child.stderr.on('data', (d: string) => { stderr += d; });
+    child.stderr.on('data', (d: string) => {
+      stderr += d;
+      const u = opts.untilStderr;
+      if (u !== undefined && (typeof u === 'string' ? stderr.includes(u) : u.test(stderr))) child.kill('SIGTERM');
+    });
     child.stdin.on('error', () => undefined);
     if (opts.input !== undefined) child.stdin.write(opts.input);
     if (!opts.keepStdinOpen && opts.onStdout === undefined) child.stdin.end();

@@ -9,6 +9,7 @@ export const DOORBELL = 2; // bumped after REQ changes or a command is posted
 export const TID = 3; //      the worker's kernel thread id (for tgkill)
 export const EXITS = 4; //    exits handled since start (statistics)
 export const KICKS = 5; //    EINTR returns from KVM_RUN
+export const NMI = 6; //      1: inject an NMI before running again (set by main, then a kick)
 export const CONTROL_WORDS = 8;
 
 export const RUN = 0;

@@ -83,6 +83,18 @@ export class VcpuThread {
     return Atomics.load(this.ctl, C.EXITS);
   }
 
+  /** The worker's kernel thread id (0 until it has started). */
+  get threadId(): number {
+    return Atomics.load(this.ctl, C.TID);
+  }
+
+  /** Queues an NMI for this vCPU and kicks it so it is delivered at once. */
+  injectNmi(): void {
+    Atomics.store(this.ctl, C.NMI, 1);
+    this.ring();
+    this.kick();
+  }
+
   get kickCount(): number {
     return Atomics.load(this.ctl, C.KICKS);
   }

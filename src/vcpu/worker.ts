@@ -125,9 +125,15 @@ function serveCommands(): void {
   }
 }
 
-/** Consume pending kicks: they have done their job (KVM_RUN returned). */
+/** Consume pending kicks: they have done their job (KVM_RUN returned). Then act on them. */
 function drainKicks(): void {
   while (sigtimedwait(kickSet, null, zeroTimeout) > 0) Atomics.add(ctl, C.KICKS, 1);
+  deliverNmi();
+}
+
+/** An NMI the main thread queued (QMP inject-nmi): KVM_NMI from this, the vCPU's thread. */
+function deliverNmi(): void {
+  if (Atomics.exchange(ctl, C.NMI, 0) !== 0) vcpu.nmi();
 }
 
 /** Pause on our own (an exit the machine must decide about), unless told to quit. */
@@ -145,6 +151,7 @@ function pausedLoop(): boolean {
     const req = Atomics.load(ctl, C.REQ);
     if (req === C.QUIT) return false;
     if (req === C.RUN) {
+      deliverNmi();
       Atomics.store(ctl, C.STATE, C.RUNNING);
       Atomics.notify(ctl, C.STATE);
       return true;
