@@ -40,7 +40,7 @@ export function parseBool(name: string, value: string): boolean {
 }
 
 /** Reads a value up to a single comma; `,,` stands for one comma. Returns [value, rest]. */
-function readValue(text: string, from: number): [string, number] {
+export function readValue(text: string, from: number): [string, number] {
   let value = '';
   let i = from;
   while (i < text.length) {

@@ -6,6 +6,7 @@
  */
 import { OptionError } from '../errors.js';
 import type { ShutdownCause } from './shutdown-cause.js';
+import { readValue } from '../cli/qemu-opts.js';
 
 export const REBOOT_ACTIONS = ['reset', 'shutdown'] as const;
 export const SHUTDOWN_ACTIONS = ['poweroff', 'pause'] as const;
@@ -66,20 +67,6 @@ export interface ParsedActionOption {
   warnings: string[];
 }
 
-/** Reads a QemuOpts value up to an unpaired comma; `,,` is a literal comma. */
-function readOptValue(text: string, from: number): [string, number] {
-  let value = '';
-  let i = from;
-  while (i < text.length) {
-    if (text[i] === ',') {
-      if (text[i + 1] !== ',') break;
-      i++;
-    }
-    value += text[i];
-    i++;
-  }
-  return [value, i];
-}
 
 /**
  * Parses one `-action` argument such as `reboot=shutdown,panic=none` on top of `base`.
@@ -98,7 +85,7 @@ export function parseActionOption(text: string, base: ActionPolicy = DEFAULT_ACT
     let value: string;
     if (eq !== -1 && (end === -1 || eq < end)) {
       key = text.slice(i, eq);
-      [value, i] = readOptValue(text, eq + 1);
+      [value, i] = readValue(text, eq + 1);
     } else {
       // QemuOpts' deprecated short form: `flag` is flag=on, `noflag` is flag=off.
       key = text.slice(i, end === -1 ? text.length : end);
