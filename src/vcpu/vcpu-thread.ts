@@ -47,6 +47,7 @@ export class VcpuThread {
     };
     this.worker = new Worker(new URL('./worker.js', import.meta.url), {
       workerData: data, transferList: [port2], name: `vcpu${opts.index}`,
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32, stackSizeMb: 1 },
     });
     port1.on('message', (r: VcpuReply) => {
       const resolve = this.replies.get(r.id);
