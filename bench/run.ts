@@ -6,6 +6,7 @@
  *   1. Port-I/O exit round trip: nodevisor (library, in-process) vs a C KVM_RUN loop.
  *   2. Start-up: process start to the hello guest's first serial byte, and to exit, vs QEMU.
  *   3. Memory: RSS beyond guest RAM vs QEMU and bare Node; the cost of each extra machine.
+ *   4. QMP: query-status round trips per second and guest-event latency vs QEMU.
  *
  * See docs/performance.md for what the numbers mean.
  */
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { buildGuests, guestPath } from '../src/testing/guests.js';
 import { CLI_PATH, QEMU } from '../src/testing/run-cli.js';
 import type { IoloopRun } from './ioloop-child.js';
+import { benchQmp } from './qmp.js';
 import {
   BENCH_DIST, beyondGuestKiB, buildCReference, buildIoloop, lastJsonLine, median, parseResultLine, runTool,
   timedRun, type ProcMemory,
@@ -211,6 +213,25 @@ async function memory(): Promise<void> {
   );
 }
 
+// ---------------------------------------------------------------- QMP
+
+async function qmp(tmp: string): Promise<void> {
+  log('QMP: query-status round trips and stop -> STOP latency');
+  const spin = guestPath('spin');
+  const nv = await benchQmp('nodevisor', spin, tmp, 20);
+  const q = await benchQmp('qemu', spin, tmp, 20);
+  table(
+    'QMP (one connection, spinning guest; event latency = stop sent -> STOP received)',
+    ['', 'nodevisor', 'QEMU 7.2', 'ratio'],
+    [
+      ['query-status round trips/s', fmt(nv.queryStatusPerSecond, 0), fmt(q.queryStatusPerSecond, 0),
+        fmt(nv.queryStatusPerSecond / q.queryStatusPerSecond, 2)],
+      [`stop -> STOP ms (median of ${nv.rounds} / ${q.rounds})`, fmt(nv.eventLatencyMs, 2), fmt(q.eventLatencyMs, 2),
+        fmt(nv.eventLatencyMs / q.eventLatencyMs, 2)],
+    ],
+  );
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -225,6 +246,7 @@ async function main(): Promise<void> {
     await portIo(tmp);
     await startup();
     await memory();
+    await qmp(tmp);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
