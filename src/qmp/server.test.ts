@@ -52,9 +52,10 @@ function raw(path: string) {
   socket.on('data', (d: Buffer) => {
     buf += d.toString('latin1');
     let i;
-    while ((i = buf.indexOf('\n')) !== -1) {
+    // Every QMP line ends in "\r\n", as QEMU's monitor writes them.
+    while ((i = buf.indexOf('\r\n')) !== -1) {
       lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
+      buf = buf.slice(i + 2);
     }
   });
   socket.on('error', () => undefined);
@@ -259,7 +260,8 @@ test('tcp and stdio listeners; stdio offers no oob', async () => {
   await server.listen({ kind: 'stdio', input, output });
   input.write('{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}\n');
   await sleep(20);
-  const lines = text.trim().split('\n');
+  assert.ok(text.endsWith('\r\n'));
+  const lines = text.trim().split('\r\n');
   assert.match(lines[0] ?? '', /"capabilities": \[\]\}\}$/);
   assert.equal(lines[1], `{"error": {"class": "GenericError", "desc": "Capability 'oob' not available"}}`);
   await server.close();

@@ -92,11 +92,12 @@ class Connection {
   /** Writes one message; drops the client if its unsent output would pass the bound. */
   send(message: object): void {
     if (this.#closed) return;
+    // QEMU's monitor turns every "\n" of its output into "\r\n"; clients see exactly that.
     let line: string;
     try {
-      line = `${formatQmpJson(message)}\n`;
+      line = `${formatQmpJson(message)}\r\n`;
     } catch {
-      line = `${formatQmpJson(errorReply(genericError('internal error')))}\n`;
+      line = `${formatQmpJson(errorReply(genericError('internal error')))}\r\n`;
     }
     if (this.output.writableLength + line.length > this.server.maxOutputBytes) {
       this.server.log(`QMP client dropped: more than ${this.server.maxOutputBytes} bytes of output unread`);
