@@ -75,7 +75,11 @@ function hex4(n: number): string {
   return n.toString(16).toUpperCase().padStart(4, '0');
 }
 
+/** Printable ASCII without '"' or '\\': written as is (nearly every key and value in QMP). */
+const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 export function formatString(s: string): string {
+  if (PLAIN_ASCII.test(s)) return `"${s}"`;
   let out = '"';
   for (const ch of s) {
     let cp = ch.codePointAt(0) ?? 0xfffd;
