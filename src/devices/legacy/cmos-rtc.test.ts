@@ -2,26 +2,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SharedArena, type SharedRegion } from '../shared-state.js';
-import type { IrqLine } from '../device.js';
 import {
   CmosRtc, REG_B_24H, REG_B_DM, REG_B_SET, RTC_CENTURY, RTC_DATA, RTC_DAY_OF_MONTH, RTC_DAY_OF_WEEK, RTC_HOURS,
   RTC_INDEX, RTC_MINUTES, RTC_MONTH, RTC_REG_A, RTC_REG_B, RTC_REG_C, RTC_REG_D, RTC_SECONDS, RTC_YEAR,
 } from './cmos-rtc.js';
+import { RecordingIrq } from '../test-doubles.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 // Saturday 14 March 2026, 15:09:26.250 UTC.
 const T0 = Date.UTC(2026, 2, 14, 15, 9, 26, 250);
 
-class RecordingIrq implements IrqLine {
-  levels: boolean[] = [];
-  get level(): boolean {
-    return this.levels.at(-1) ?? false;
-  }
-  set(level: boolean): void {
-    this.levels.push(level);
-  }
-}
 
 function setup(opts: { lowRamBytes?: number; highRamBytes?: number; region?: SharedRegion } = {}) {
   const clock = { ms: T0 };

@@ -2,36 +2,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SharedArena } from '../shared-state.js';
-import type { IrqLine, MachineRequests } from '../device.js';
 import {
   I8042, I8042_COMMAND, I8042_DATA, KBD_STAT_MOUSE_OBF, KBD_STAT_OBF, KBD_STAT_SELFTEST,
 } from './i8042.js';
+import { RecordingIrq, RecordingRequests } from '../test-doubles.js';
 
-class RecordingIrq implements IrqLine {
-  levels: boolean[] = [];
-  get level(): boolean {
-    return this.levels.at(-1) ?? false;
-  }
-  set(level: boolean): void {
-    this.levels.push(level);
-  }
-}
 
-class Requests implements MachineRequests {
-  resets = 0;
-  shutdowns = 0;
-  reset(): void {
-    this.resets++;
-  }
-  shutdown(): void {
-    this.shutdowns++;
-  }
-}
 
 function setup(region = SharedArena.create(4096).alloc(I8042.STATE_BYTES)) {
   const kbd = new RecordingIrq();
   const aux = new RecordingIrq();
-  const req = new Requests();
+  const req = new RecordingRequests();
   const dev = new I8042(region, kbd, aux, req);
   const inb = (off: number): number => {
     const d = new Uint8Array(1);

@@ -1,19 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SharedArena } from '../shared-state.js';
-import type { BusDevice, MachineRequests } from '../device.js';
+import type { BusDevice } from '../device.js';
 import {
   Dma8237, DmaPageRegisters, PC_LEGACY_PORTS, PciConfigStub, PostPort, SystemControlPortA, SystemControlPortB,
   type PitChannel2,
 } from './legacy-ports.js';
+import { RecordingRequests } from '../test-doubles.js';
 
-class Requests implements MachineRequests {
-  resets = 0;
-  reset(): void {
-    this.resets++;
-  }
-  shutdown(): void {}
-}
 
 const arena = (): SharedArena => SharedArena.create(4096);
 const inb = (dev: BusDevice, off: number): number => {
@@ -67,7 +61,7 @@ void test('port 0x61 drives PIT channel 2 through the hook when given', () => {
 });
 
 void test('port 0x92: a rising edge on bit 0 resets once; the bit reads back', () => {
-  const req = new Requests();
+  const req = new RecordingRequests();
   const p = new SystemControlPortA(arena().alloc(SystemControlPortA.STATE_BYTES), req);
   assert.equal(inb(p, 0), 0);
   outb(p, 0, 0x02); // fast A20 on
@@ -131,7 +125,7 @@ void test('DMA page registers: present ports latch, holes read all ones', () => 
 });
 
 void test('PCI config without a host bridge: Linux type-1 probe passes, no device answers', () => {
-  const req = new Requests();
+  const req = new RecordingRequests();
   const pci = new PciConfigStub(arena().alloc(PciConfigStub.STATE_BYTES), req);
   const inl = (off: number): number => {
     const d = new Uint8Array(4);
@@ -156,7 +150,7 @@ void test('PCI config without a host bridge: Linux type-1 probe passes, no devic
 });
 
 void test('reset control at 0xcf9: bit 2 resets, bit 1 is remembered', () => {
-  const req = new Requests();
+  const req = new RecordingRequests();
   const pci = new PciConfigStub(arena().alloc(PciConfigStub.STATE_BYTES), req);
   outb(pci, 1, 0x02);
   assert.equal(inb(pci, 1), 0x02);

@@ -2,22 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SharedArena } from '../shared-state.js';
-import type { ByteSink, IrqLine } from '../device.js';
+import type { ByteSink } from '../device.js';
 import {
   Serial8250, UART_DLL, UART_DLM, UART_FCR, UART_IER, UART_IER_RDI, UART_IER_RLSI, UART_IER_THRI, UART_IIR,
   UART_LCR, UART_LCR_DLAB, UART_LSR, UART_LSR_DR, UART_LSR_OE, UART_LSR_TEMT, UART_LSR_THRE, UART_MCR,
   UART_MCR_LOOP, UART_MCR_OUT2, UART_MSR, UART_RX, UART_SCR, UART_TX,
 } from './serial-8250.js';
+import { RecordingIrq } from '../test-doubles.js';
 
-class RecordingIrq implements IrqLine {
-  levels: boolean[] = [];
-  get level(): boolean {
-    return this.levels.at(-1) ?? false;
-  }
-  set(level: boolean): void {
-    this.levels.push(level);
-  }
-}
 
 class Collect implements ByteSink {
   bytes: number[] = [];
