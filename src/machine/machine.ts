@@ -30,7 +30,7 @@ import { exitReasonName } from '../vcpu/exit-reason.js';
 import type { VcpuEvent } from '../vcpu/messages.js';
 import { VcpuThread } from '../vcpu/vcpu-thread.js';
 import type { MachineConfig } from './config.js';
-import { buildDevices, createDevicePlan, type DevicePlan, type Devices } from './devices.js';
+import { buildDevices, createDevicePlan, type Devices } from './devices.js';
 
 /** QEMU's run state (see src/runstate/run-state.ts). */
 export type MachineStatus = RunState;
@@ -87,7 +87,6 @@ export class Machine {
     private readonly vm: KvmVm,
     private readonly ram: RamMapping,
     readonly layout: RamLayout,
-    private readonly plan: DevicePlan,
     private readonly devices: Devices,
     private readonly vcpus: VcpuThread[],
     private readonly vcpuFds: number[],
@@ -148,7 +147,7 @@ export class Machine {
       }
       undo.push(() => vcpus.forEach((v) => void v.quit()));
 
-      const main = new Machine(config, kvm, vm, ram, layout, plan, buildDevices(plan, {
+      const main = new Machine(config, kvm, vm, ram, layout, buildDevices(plan, {
         irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
         requests: { reset: () => undefined, shutdown: () => undefined }, // host-side accesses never request these
         serialSink: (ring) => ({ write: (b) => void ring.push(b) }),
@@ -448,11 +447,6 @@ export class Machine {
     this.events.emit('end', how);
     this.resolveEnd(how);
     return how;
-  }
-
-  /** The plan devices are built from (for adapters that build their own device view). */
-  get devicePlan(): DevicePlan {
-    return this.plan;
   }
 }
 
