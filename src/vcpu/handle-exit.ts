@@ -10,8 +10,9 @@ import { KVM_SYSTEM_EVENT } from './exit-reason.js';
 export interface ExitContext {
   readonly pio: Bus;
   readonly mmio: Bus;
-  /** Runs `fn` holding the machine's device lock. */
-  withDevices<T>(fn: () => T): T;
+  /** The machine's device lock, held around every device access (no closure per exit). */
+  lock(): void;
+  unlock(): void;
 }
 
 export type ExitAction =
@@ -29,18 +30,32 @@ const CONTINUE: ExitAction = Object.freeze({ kind: 'continue' });
 
 function portIo(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'io' }>): void {
   const { pio } = ctx;
-  if (exit.count === 1) {
-    ctx.withDevices(() => (exit.out ? pio.write(exit.port, exit.data) : pio.read(exit.port, exit.data)));
-    return;
-  }
-  // rep ins/outs: KVM hands over `count` elements back to back.
-  ctx.withDevices(() => {
+  ctx.lock();
+  try {
+    if (exit.count === 1) {
+      if (exit.out) pio.write(exit.port, exit.data);
+      else pio.read(exit.port, exit.data);
+      return;
+    }
+    // rep ins/outs: KVM hands over `count` elements back to back.
     for (let i = 0; i < exit.count; i++) {
       const d = exit.data.subarray(i * exit.size, (i + 1) * exit.size);
       if (exit.out) pio.write(exit.port, d);
       else pio.read(exit.port, d);
     }
-  });
+  } finally {
+    ctx.unlock();
+  }
+}
+
+function mmio(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'mmio' }>): void {
+  ctx.lock();
+  try {
+    if (exit.isWrite) ctx.mmio.write(exit.gpa, exit.data);
+    else ctx.mmio.read(exit.gpa, exit.data);
+  } finally {
+    ctx.unlock();
+  }
 }
 
 export function handleExit(exit: VcpuExit, ctx: ExitContext): ExitAction {
@@ -49,7 +64,7 @@ export function handleExit(exit: VcpuExit, ctx: ExitContext): ExitAction {
       portIo(ctx, exit);
       return CONTINUE;
     case 'mmio':
-      ctx.withDevices(() => (exit.isWrite ? ctx.mmio.write(exit.gpa, exit.data) : ctx.mmio.read(exit.gpa, exit.data)));
+      mmio(ctx, exit);
       return CONTINUE;
     case 'intr':
     case 'irq-window-open':

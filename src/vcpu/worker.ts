@@ -65,14 +65,8 @@ const lock = devices.lock;
 const ctx: ExitContext = {
   pio: devices.pio,
   mmio: devices.mmio,
-  withDevices<T>(fn: () => T): T {
-    lock.lock();
-    try {
-      return fn();
-    } finally {
-      lock.unlock();
-    }
-  },
+  lock: () => lock.lock(),
+  unlock: () => lock.unlock(),
 };
 
 // Power-on state captured at setup, restored at every reset.
