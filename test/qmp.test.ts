@@ -62,10 +62,15 @@ test('-S, cont, stop, system_reset, quit: states, events and exit as QEMU', asyn
   assert.deepEqual(await exec(s.qmp, 'query-kvm'), { enabled: true, present: true });
   assert.deepEqual(await exec(s.qmp, 'inject-nmi'), {});
   await exec(s.qmp, 'quit');
-  const evs = await nextEvents(s.qmp, 5);
-  assert.deepEqual(names(evs), ['RESUME', 'STOP', 'RESUME', 'RESET', 'SHUTDOWN']);
+  const evs: Array<{ event: string; data?: unknown }> = [];
+  for await (const e of s.qmp.events()) evs.push(plain(e));
+  // The NMI meets a guest without an IDT: it triple-faults, which may show as a guest RESET
+  // before quit lands (QEMU does the same). Everything else is fixed.
+  const nmiResets = evs.slice(4, -1);
+  for (const e of nmiResets) assert.deepEqual(e, { ...e, event: 'RESET', data: { guest: true, reason: 'guest-reset' } });
+  assert.deepEqual(names(evs.slice(0, 4)), ['RESUME', 'STOP', 'RESUME', 'RESET']);
   assert.deepEqual(evs[3]!.data, { guest: false, reason: 'host-qmp-system-reset' });
-  assert.deepEqual(evs[4]!.data, { guest: false, reason: 'host-qmp-quit' });
+  assert.deepEqual(evs.at(-1), { ...evs.at(-1), event: 'SHUTDOWN', data: { guest: false, reason: 'host-qmp-quit' } });
   const r = await s.done;
   assert.equal(r.code, 0);
   assert.equal(existsSync(s.sock), false, 'the socket file is removed on exit');

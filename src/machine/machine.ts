@@ -318,11 +318,21 @@ export class Machine {
 
   /** Ends the machine from the host side: `quit` (QMP), or a signal (`host-signal`). */
   async quit(cause: 'host-qmp-quit' | 'host-signal' | 'host-ui' = 'host-qmp-quit'): Promise<MachineEnd> {
-    if (!this.endStarted) {
-      this.emitQmp({ event: 'SHUTDOWN', data: { guest: false, reason: cause } });
-      await this.end({ reason: cause, exitCode: 0 });
-    }
+    await this.requestQuit(cause);
     return this.endPromise;
+  }
+
+  /**
+   * Starts ending the machine and resolves once SHUTDOWN has been emitted, before the end
+   * completes (QMP `quit` replies after the event, then the process exits). It waits for a
+   * reset or stop already under way, so no event of theirs can follow the SHUTDOWN.
+   */
+  requestQuit(cause: 'host-qmp-quit' | 'host-signal' | 'host-ui' = 'host-qmp-quit'): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.endStarted) return;
+      this.emitQmp({ event: 'SHUTDOWN', data: { guest: false, reason: cause } });
+      void this.end({ reason: cause, exitCode: 0 });
+    });
   }
 
   /**

@@ -34,8 +34,8 @@ export function qmpMachine(machine: Machine, ids: { name?: string; uuid?: string
     systemReset: () => machine.reset('host-qmp-system-reset'),
     systemPowerdown: () => machine.powerdown(),
     systemWakeup: () => undefined,
-    // The reply must go out before the process ends: start the quit, do not wait for it.
-    quit: () => { void machine.quit('host-qmp-quit'); },
+    // SHUTDOWN, then the reply, then the end: wait for the event, not for the end.
+    quit: () => machine.requestQuit('host-qmp-quit'),
     injectNmi: () => machine.injectNmi(),
     setActions: (changes: Partial<ActionPolicy>) => machine.setActions(changes),
   };
