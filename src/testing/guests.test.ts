@@ -65,24 +65,20 @@ function isLoaded(elf: ElfImage, address: number): boolean {
   return elf.phdrs.some((p) => p.type === PT_LOAD && address >= p.paddr && address < p.paddr + p.memsz);
 }
 
-void test('every guest builds', (t) => {
-  const result = buildGuests();
-  if (!result.ok && result.reason.includes('not installed')) {
-    t.skip(result.reason);
-    return;
-  }
-  assert.deepEqual(result, { ok: true });
+// A machine without nasm/ld fails here, saying what to install: never a silent skip.
+void test('every guest builds', () => {
+  assert.deepEqual(buildGuests(), { ok: true });
 });
 
-void test('a second build reuses the outputs', (t) => {
-  if (!buildGuests().ok) return t.skip('guests do not build here');
+void test('a second build reuses the outputs', () => {
+  assert.deepEqual(buildGuests(), { ok: true });
   const before = GUEST_NAMES.map((name) => statSync(guestPath(name)).mtimeMs);
   assert.deepEqual(buildGuests(), { ok: true });
   assert.deepEqual(GUEST_NAMES.map((name) => statSync(guestPath(name)).mtimeMs), before);
 });
 
-void test('PVH guests are ELF32 with a Xen PHYS32_ENTRY note at the entry point', (t) => {
-  if (!buildGuests().ok) return t.skip('guests do not build here');
+void test('PVH guests are ELF32 with a Xen PHYS32_ENTRY note at the entry point', () => {
+  assert.deepEqual(buildGuests(), { ok: true });
   for (const name of GUEST_NAMES.filter((n) => GUESTS[n] === 'pvh-elf')) {
     const image = readFileSync(guestPath(name));
     const elf = readElf(image);
@@ -94,8 +90,8 @@ void test('PVH guests are ELF32 with a Xen PHYS32_ENTRY note at the entry point'
   }
 });
 
-void test('elf64 is an ELF64 without a PVH note, entered at its load address', (t) => {
-  if (!buildGuests().ok) return t.skip('guests do not build here');
+void test('elf64 is an ELF64 without a PVH note, entered at its load address', () => {
+  assert.deepEqual(buildGuests(), { ok: true });
   const image = readFileSync(guestPath('elf64'));
   const elf = readElf(image);
   assert.equal(elf.elfClass, 64);
@@ -104,8 +100,8 @@ void test('elf64 is an ELF64 without a PVH note, entered at its load address', (
   assert.ok(isLoaded(elf, elf.entry));
 });
 
-void test('linux64 is a bzImage: setup header 2.15, 64-bit entry at load address + 0x200', (t) => {
-  if (!buildGuests().ok) return t.skip('guests do not build here');
+void test('linux64 is a bzImage: setup header 2.15, 64-bit entry at load address + 0x200', () => {
+  assert.deepEqual(buildGuests(), { ok: true });
   const image = readFileSync(guestPath('linux64'));
   const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
   assert.equal(image.toString('latin1', 0x202, 0x206), 'HdrS');
