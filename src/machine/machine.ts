@@ -150,6 +150,7 @@ export class Machine {
       const main = new Machine(config, kvm, vm, ram, layout, buildDevices(plan, {
         irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
         requests: { reset: () => undefined, shutdown: () => undefined }, // host-side accesses never request these
+        // The main thread only feeds COM1's receiver; its transmitter runs in vCPU threads.
         serialSink: (ring) => ({ write: (b) => void ring.push(b) }),
       }), vcpus, vcpuFds, kernel, initrd, serial, options.actions);
 
