@@ -33,6 +33,10 @@ export interface RunOptions {
   onSpawn?: (child: ChildProcess) => void;
 }
 
+function matches(text: string, u: string | RegExp | undefined): boolean {
+  return u !== undefined && (typeof u === 'string' ? text.includes(u) : u.test(text));
+}
+
 export function runProgram(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const t0 = performance.now();
   return new Promise((resolve) => {
@@ -49,13 +53,11 @@ export function runProgram(cmd: string, args: readonly string[], opts: RunOption
       if (firstOutputMs < 0) firstOutputMs = performance.now() - t0;
       stdout += d;
       opts.onStdout?.(stdout, write);
-      const u = opts.until;
-      if (u !== undefined && (typeof u === 'string' ? stdout.includes(u) : u.test(stdout))) child.kill('SIGTERM');
+      if (matches(stdout, opts.until)) child.kill('SIGTERM');
     });
     child.stderr.on('data', (d: string) => {
       stderr += d;
-      const u = opts.untilStderr;
-      if (u !== undefined && (typeof u === 'string' ? stderr.includes(u) : u.test(stderr))) child.kill('SIGTERM');
+      if (matches(stderr, opts.untilStderr)) child.kill('SIGTERM');
     });
     child.stdin.on('error', () => undefined);
     if (opts.input !== undefined) child.stdin.write(opts.input);
