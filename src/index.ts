@@ -2,7 +2,7 @@
  * nodevisor as a library: build a machine from a config, start it, watch its events.
  *
  *   import { createMachine } from 'nodevisor';
- *   const m = await createMachine({ kernel: 'guest.elf', memorySize: 64 << 20, serial: { kind: 'null' } });
+ *   const m = await createMachine({ kernel: 'guest.elf', memorySize: 64 << 20, noReboot: true });
  *   m.events.on('serial', (b) => process.stdout.write(b));
  *   await m.start();
  *   console.log(await m.waitForEnd());
