@@ -49,7 +49,8 @@ async function run(argv: readonly string[]): Promise<number> {
   try {
     serial = await openChardev(config.serial, {
       mux: options.serialMux,
-      onQuit: () => { void (machine ? machine.quit() : process.exit(0)); },
+      // Ctrl-A x is the user at the console: cause host-ui, not a QMP quit.
+      onQuit: () => { void (machine ? machine.quit('host-ui') : process.exit(0)); },
     });
   } catch (e) {
     if (e instanceof NodevisorError) {
