@@ -126,3 +126,21 @@ test('bad images: one line naming the file and the reason, exit 1, nothing left 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /big-initrd: .*(does not fit|too large)/);
 });
+
+test('-nographic: Ctrl-A x ends nodevisor cleanly, Ctrl-A h lists the escapes', async () => {
+  let sent = false;
+  const r = await runNodevisor(['-kernel', guest('hlt'), '-m', '64', '-nographic'], {
+    timeoutMs: 15_000,
+    onStdout: (out, write) => {
+      if (!sent && out.includes('hlt: halting\n')) {
+        sent = true;
+        write('\x01h');
+        setTimeout(() => write('\x01x'), 100);
+      }
+    },
+  });
+  assert.equal(r.timedOut, false);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /C-a x/);
+  assert.match(r.stdout + r.stderr, /Terminated/);
+});
