@@ -14,6 +14,53 @@ export interface CpuConfig {
   model: 'host';
   /** QEMU feature names, e.g. { name: 'x2apic', enabled: false } for `-x2apic`. */
   features: ReadonlyArray<{ name: string; enabled: boolean }>;
+  /** Hyper-V enlightenments (`hv-crash`): the crash MSRs through which a guest reports a panic. */
+  hvCrash?: boolean;
+}
+
+/** `-accel kvm,...`: the KVM accelerator's properties (QEMU 7.2's names and defaults). */
+export interface AccelConfig {
+  /** What a notify VM exit does: continue with a warning, stop in internal-error, or not enabled. */
+  notifyVmexit: 'run' | 'internal-error' | 'disable';
+  /** Notify window in TSC cycles (uint32), added to the processor's internal threshold. */
+  notifyWindow: number;
+  /** Where the interrupt controllers live: in KVM (`on`), nowhere (`off`), or split (refused). */
+  kernelIrqchip: 'on' | 'off' | 'split';
+  /** Entries in each vCPU's dirty ring; 0 leaves the dirty ring off. */
+  dirtyRingSize: number;
+  /** `introspection=ID`: the `-object introspection` that inspects this VM. */
+  introspection?: string;
+}
+
+export const DEFAULT_ACCEL: Readonly<AccelConfig> = Object.freeze({
+  notifyVmexit: 'run', notifyWindow: 0, kernelIrqchip: 'on', dirtyRingSize: 0,
+});
+
+/** A `-device` the machine can have beyond the built-in PC devices. */
+export type DeviceConfig =
+  /** Paravirtual panic device on an ISA port (QEMU's `pvpanic`, default port 0x505). */
+  | { driver: 'pvpanic'; ioport: number }
+  /** The iBase IB700 watchdog at ports 0x441/0x443. */
+  | { driver: 'ib700' };
+
+/**
+ * `-object introspection,...` with its chardev and secret resolved: where the introspection
+ * tool listens and how to authenticate to it.
+ */
+export interface IntrospectionConfig {
+  id: string;
+  /** The unix socket the tool listens on (the `-chardev socket,path=`). */
+  path: string;
+  /** Seconds between attempts to reach a tool that went away; undefined: no retry. */
+  reconnect?: number;
+  /** The secret's bytes (`-object secret,data=|file=`); its SHA-1 is checked in the handshake. */
+  key?: Uint8Array;
+  /** Milliseconds the tool has to answer the handshake (default 10 000). */
+  handshakeTimeoutMs: number;
+  /** Milliseconds the tool has to let go when asked to unhook (default 60 000). */
+  unhookTimeoutMs: number;
+  /** Message numbering: libkvmi's kvmi-v7 (default) or the RFC v5 headers. */
+  dialect: 'v7' | 'rfc-v5';
 }
 
 export interface MachineConfig {
@@ -31,6 +78,14 @@ export interface MachineConfig {
   noReboot: boolean;
   /** `-name`. */
   name?: string;
+  /** `-uuid`, lower case. */
+  uuid?: string;
+  /** `-accel kvm,...`; DEFAULT_ACCEL when absent. */
+  accel?: AccelConfig;
+  /** `-device pvpanic`, `-device ib700`, `-watchdog ib700`, in command-line order. */
+  devices?: DeviceConfig[];
+  /** `-object introspection` named by `-accel kvm,introspection=`. */
+  introspection?: IntrospectionConfig;
   /**
    * Where an LZ4-compressed bzImage is decompressed: 'host' (default) decompresses the payload
    * in the VMM and enters the vmlinux inside at startup_64, as Firecracker boots a vmlinux;
