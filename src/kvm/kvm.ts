@@ -4,19 +4,20 @@
  * descriptors, so a worker thread can rebuild a KvmVcpu from the fd number it is given.
  */
 import { NodevisorError } from '../errors.js';
+import type { Hypervisor, HypervisorVcpu, HypervisorVm, RunResult } from '../hypervisor/hypervisor.js';
 import type { Regs, Sregs } from '../hypervisor/x86-state.js';
 import { KVM_CAP, type KvmCapName } from './capabilities.js';
-import { EAGAIN, EINTR, errnoName } from './errno.js';
+import { EAGAIN, EFAULT, EHWPOISON, EINTR, errnoName } from './errno.js';
 import * as K from './ioctls.js';
 import { KvmError } from './kvm-error.js';
 import {
-  addressOf, close, errno, ioctlPtr, ioctlVal, mmap, MAP_SHARED, O_CLOEXEC, O_RDWR, open, PROT_READ, PROT_WRITE,
+  addressOf, close, errno, ioctlPtr, ioctlVal, mmap, munmap, MAP_ANONYMOUS, MAP_SHARED, O_CLOEXEC, O_RDWR, open, PROT_READ, PROT_WRITE,
   viewAt, type Pointer,
 } from './libc.js';
 import {
   decodeCpuid2, decodeMsrs, decodeRegs, decodeSregs, encodeCpuid2, encodeMemoryRegion, encodeMsrs, encodeRegs,
   encodeSregs, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE,
-  encodeIrqRouting, type CpuidEntryData, type IrqRoute, type MsrEntry,
+  encodeIrqRouting, KVM_RUN, type CpuidEntryData, type IrqRoute, type MsrEntry,
 } from './structs.js';
 
 export const KVM_API_VERSION = 12;
@@ -36,7 +37,7 @@ function ioctlInt(fd: number, req: number, arg: bigint | number = 0n): number {
 }
 
 /** The hypervisor: /dev/kvm. */
-export class Kvm {
+export class Kvm implements Hypervisor {
   private constructor(readonly fd: number) {}
 
   /** Opens /dev/kvm, with an error that names the device and the fix when it cannot. */
@@ -89,8 +90,74 @@ export class Kvm {
 }
 
 /** One VM (its fd). Safe to use from any thread: KVM serializes VM ioctls itself. */
-export class KvmVm {
+export class KvmVm implements HypervisorVm {
   constructor(readonly fd: number) {}
+
+  /** KVM_CHECK_EXTENSION on the VM fd: the answer for this VM's type. */
+  checkExtension(cap: KvmCapName): number {
+    return ioctlInt(this.fd, K.KVM_CHECK_EXTENSION, KVM_CAP[cap]);
+  }
+
+  /** KVM_ENABLE_CAP (struct kvm_enable_cap: cap, flags, args[4], pad[64]) with args[0]. */
+  enableCap(cap: KvmCapName, arg0: bigint): void {
+    const b = new Uint8Array(104);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, KVM_CAP[cap], true);
+    v.setBigUint64(8, arg0, true);
+    ioctl(this.fd, K.KVM_ENABLE_CAP, b);
+  }
+
+  /** KVM_RESET_DIRTY_RINGS: KVM may reuse the entries harvesting marked collected. */
+  resetDirtyRings(): number {
+    return ioctlInt(this.fd, K.KVM_RESET_DIRTY_RINGS);
+  }
+
+  /**
+   * KVM_X86_SET_MSR_FILTER: accesses to the MSRs in `deny` exit to user space (with
+   * KVM_MSR_EXIT_REASON_FILTER enabled); every other MSR stays with KVM. An empty list
+   * removes the filter. KVM copies the bitmaps during the call.
+   */
+  setMsrFilter(deny: ReadonlyArray<{ index: number; read: boolean; write: boolean }>): void {
+    const b = new Uint8Array(K.KVM_MSR_FILTER_SIZE);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, 0, true); // KVM_MSR_FILTER_DEFAULT_ALLOW
+    // Bitmaps need a native address: one anonymous page holds both (each at most 8 KiB).
+    const scratchBytes = 2 * 8192;
+    const scratch = mmap(scratchBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
+    if (!scratch) throw new KvmError('mmap(msr filter bitmap)', errno());
+    const scratchAddr = addressOf(scratch);
+    const scratchView = new Uint8Array(viewAt(scratchAddr, scratchBytes));
+    let r = 0;
+    for (const kind of [{ flag: 1, pick: 'read' }, { flag: 2, pick: 'write' }] as const) {
+      const idx = deny.filter((d) => d[kind.pick]).map((d) => d.index).sort((a, b2) => a - b2);
+      if (idx.length === 0) continue;
+      const base = idx[0]!;
+      const nmsrs = idx[idx.length - 1]! - base + 1;
+      if (r >= 16 || nmsrs > 0x10000) throw new NodevisorError('ERR_KVM_IOCTL', 'MSR filter ranges too wide');
+      const bitmap = new Uint8Array(Math.ceil(nmsrs / 8)).fill(0xff); // a set bit allows
+      for (const i of idx) bitmap[(i - base) >> 3]! &= ~(1 << ((i - base) & 7));
+      scratchView.set(bitmap, r * 8192);
+      const at = 8 + r * 24; // struct kvm_msr_filter_range { u32 flags, nmsrs, base; u8 *bitmap }
+      v.setUint32(at, kind.flag, true);
+      v.setUint32(at + 4, nmsrs, true);
+      v.setUint32(at + 8, base, true);
+      v.setBigUint64(at + 16, scratchAddr + BigInt(r * 8192), true);
+      r++;
+    }
+    try {
+      ioctl(this.fd, K.KVM_X86_SET_MSR_FILTER, b);
+    } finally {
+      munmap(scratch, scratchBytes);
+    }
+  }
+
+  closeVcpu(vcpuFd: number): void {
+    close(vcpuFd);
+  }
+
+  mapRun(vcpuFd: number, runSize: number): bigint {
+    return KvmVcpu.mapRun(vcpuFd, runSize);
+  }
 
   setTssAddr(addr: number): void {
     ioctlInt(this.fd, K.KVM_SET_TSS_ADDR, addr);
@@ -166,7 +233,7 @@ export class KvmVm {
 }
 
 /** One vCPU: its fd and its mapped kvm_run page. */
-export class KvmVcpu {
+export class KvmVcpu implements HypervisorVcpu {
   readonly run: DataView;
   readonly runBytes: Uint8Array;
   readonly runAddress: bigint;
@@ -188,15 +255,18 @@ export class KvmVcpu {
   }
 
   /**
-   * KVM_RUN. Returns true on an exit to decode from the run page, false when there is
+   * KVM_RUN. 'exit' when the run page holds an exit to decode, 'interrupted' when there is
    * nothing to decode: EINTR (a kick) or EAGAIN (an AP woke from its wait for INIT/SIPI
-   * without being started yet; QEMU simply runs it again). Any other failure throws.
+   * without being started yet; QEMU simply runs it again). EFAULT or EHWPOISON with the exit
+   * reason set to KVM_EXIT_MEMORY_FAULT is an exit too (the only one KVM reports through a
+   * failing KVM_RUN). Any other failure throws.
    */
-  runOnce(): boolean {
+  runOnce(): RunResult {
     const ret = ioctlVal(this.fd, K.KVM_RUN, 0n);
-    if (ret >= 0) return true;
+    if (ret >= 0) return 'exit';
     const e = errno();
-    if (e === EINTR || e === EAGAIN) return false;
+    if (e === EINTR || e === EAGAIN) return 'interrupted';
+    if ((e === EFAULT || e === EHWPOISON) && this.run.getUint32(KVM_RUN.exitReason, true) === KVM_EXIT_MEMORY_FAULT) return 'exit';
     throw new KvmError('KVM_RUN', e);
   }
 
@@ -321,6 +391,7 @@ export class KvmVcpu {
   }
 }
 
+const KVM_EXIT_MEMORY_FAULT = 39;
 export const KVM_PIT_SPEAKER_DUMMY = 1;
 export const KVM_MP_STATE_RUNNABLE = 0;
 export const KVM_MP_STATE_UNINITIALIZED = 1;

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { zeroRegs, type Sregs } from '../hypervisor/x86-state.js';
+import { KVM_DIRTY_GFN_SIZE } from './dirty-ring.js';
 import * as K from './ioctls.js';
 import {
   decodeRegs, decodeSregs, encodeRegs, encodeSregs, KVM_CPUID_ENTRY2_SIZE, KVM_FPU_SIZE, KVM_IRQ_ROUTING_ENTRY_SIZE, KVM_LAPIC_STATE_SIZE,
@@ -33,12 +34,19 @@ int main(void) {
   O(kvm_run, internal.suberror) O(kvm_run, internal.ndata) O(kvm_run, internal.data)
   O(kvm_run, fail_entry.cpu) O(kvm_run, system_event.type) O(kvm_run, system_event.ndata)
   O(kvm_run, debug.arch.pc) O(kvm_run, debug.arch.dr6) O(kvm_run, debug.arch.dr7)
+  O(kvm_run, msr.error) O(kvm_run, msr.reason) O(kvm_run, msr.index) O(kvm_run, msr.data) O(kvm_run, notify.flags)
+#ifdef KVM_EXIT_MEMORY_FAULT /* Linux 6.8+; the build host's headers may be older */
+  O(kvm_run, memory_fault.flags) O(kvm_run, memory_fault.gpa) O(kvm_run, memory_fault.size)
+#endif
+  S(kvm_enable_cap) S(kvm_msr_filter) S(kvm_msr_filter_range) O(kvm_msr_filter, ranges) O(kvm_msr_filter_range, bitmap)
+  S(kvm_dirty_gfn)
   I(KVM_RUN) I(KVM_GET_REGS) I(KVM_SET_REGS) I(KVM_GET_SREGS) I(KVM_SET_SREGS) I(KVM_SET_USER_MEMORY_REGION)
   I(KVM_CREATE_VCPU) I(KVM_CREATE_VM) I(KVM_GET_SUPPORTED_CPUID) I(KVM_SET_CPUID2) I(KVM_GET_MSRS) I(KVM_SET_MSRS)
   I(KVM_IRQ_LINE) I(KVM_CREATE_PIT2) I(KVM_GET_IRQCHIP) I(KVM_SET_IRQCHIP) I(KVM_GET_PIT2) I(KVM_SET_PIT2)
   I(KVM_GET_LAPIC) I(KVM_SET_LAPIC) I(KVM_GET_FPU) I(KVM_SET_FPU) I(KVM_SET_SIGNAL_MASK) I(KVM_SET_MP_STATE)
   I(KVM_GET_VCPU_EVENTS) I(KVM_SET_VCPU_EVENTS) I(KVM_GET_XCRS) I(KVM_SET_XCRS) I(KVM_TRANSLATE)
   I(KVM_SET_IDENTITY_MAP_ADDR) I(KVM_SET_GSI_ROUTING) I(KVM_SET_TSS_ADDR) I(KVM_ENABLE_CAP) I(KVM_GET_XSAVE) I(KVM_NMI)
+  I(KVM_X86_SET_MSR_FILTER) I(KVM_RESET_DIRTY_RINGS)
   return 0;
 }`;
 
@@ -90,8 +98,16 @@ test('struct sizes, offsets and ioctl numbers match <linux/kvm.h>', () => {
     'io.size': 1, 'io.port': 2, 'io.count': 4, 'io.data_offset': 8, 'mmio.phys_addr': 0, 'mmio.data': 8,
     'mmio.len': 16, 'mmio.is_write': 20, 'internal.suberror': 0, 'internal.ndata': 4, 'internal.data': 8,
     'fail_entry.cpu': 8, 'system_event.type': 0, 'system_event.ndata': 4, 'debug.arch.pc': 8, 'debug.arch.dr6': 16,
-    'debug.arch.dr7': 24,
+    'debug.arch.dr7': 24, 'msr.error': 0, 'msr.reason': 8, 'msr.index': 12, 'msr.data': 16, 'notify.flags': 0,
   };
+  // memory_fault shares the union's start; check it when the installed headers have it.
+  if (h.has('kvm_run.memory_fault.gpa')) Object.assign(rel, { 'memory_fault.flags': 0, 'memory_fault.gpa': 8, 'memory_fault.size': 16 });
+  assert.equal(h.get('kvm_enable_cap'), 104);
+  assert.equal(h.get('kvm_msr_filter'), K.KVM_MSR_FILTER_SIZE);
+  assert.equal(h.get('kvm_msr_filter.ranges'), 8);
+  assert.equal(h.get('kvm_msr_filter_range'), 24);
+  assert.equal(h.get('kvm_msr_filter_range.bitmap'), 16);
+  assert.equal(h.get('kvm_dirty_gfn'), KVM_DIRTY_GFN_SIZE);
   for (const [f, off] of Object.entries(rel)) assert.equal(h.get(`kvm_run.${f}`), u + off, `kvm_run.${f}`);
   for (const [name, nr] of Object.entries(K)) {
     if (typeof nr !== 'number' || !h.has(name)) continue;

@@ -22,6 +22,11 @@ export interface CpuConfig {
 export interface AccelConfig {
   /** What a notify VM exit does: continue with a warning, stop in internal-error, or not enabled. */
   notifyVmexit: 'run' | 'internal-error' | 'disable';
+  /**
+   * The user set notify-vmexit or notify-window. Then a host without notify VM exits gets a
+   * warning on stderr; with QEMU's defaults it is only reported (x-query-accel), as QEMU is silent.
+   */
+  notifyVmexitRequested?: boolean;
   /** Notify window in TSC cycles (uint32), added to the processor's internal threshold. */
   notifyWindow: number;
   /** Where the interrupt controllers live: in KVM (`on`), nowhere (`off`), or split (refused). */

@@ -12,12 +12,11 @@ import { defaultFpu, encodeKvmFpu } from '../arch/x86/fpu.js';
 import { FOUR_GIB, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR } from '../arch/x86/layout.js';
 import { bootMsrs } from '../arch/x86/msrs.js';
 import { writeMpTable } from '../arch/x86/mptable.js';
-import { formatCodeBytes, formatInternalError, formatRegisterDump } from '../arch/x86/register-dump.js';
 import type { Chardev } from '../chardev/chardev.js';
 import { openChardev } from '../chardev/open.js'; 
 import { ImageError, NodevisorError } from '../errors.js';
-import { Kvm, KvmVcpu, type KvmVm } from '../kvm/kvm.js';
-import { close as closeFd } from '../kvm/libc.js';
+import type { Hypervisor, HypervisorVm } from '../hypervisor/hypervisor.js';
+import { Kvm } from '../kvm/kvm.js';
 import { loadKernel } from '../loader/load-kernel.js';
 import type { BootResult } from '../loader/boot.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
@@ -26,10 +25,13 @@ import { DEFAULT_ACTIONS, resetOutcome, shutdownOutcome, withNoReboot, type Acti
 import { timestamp, type QmpEvent, type QmpTimestamp } from '../runstate/events.js';
 import { RunStateMachine, stateAfterReset, stateNeedsReset, type RunState } from '../runstate/run-state.js';
 import { isGuestCause, type ShutdownCause } from '../runstate/shutdown-cause.js';
+import type { FakeHypervisor } from '../testing/fake-hypervisor.js';
 import { exitReasonName } from '../vcpu/exit-reason.js';
-import type { VcpuEvent } from '../vcpu/messages.js';
+import { exitReport } from '../vcpu/exit-report.js';
+import type { VcpuBackend, VcpuEvent, VcpuRunConfig } from '../vcpu/messages.js';
 import { VcpuThread } from '../vcpu/vcpu-thread.js';
-import type { MachineConfig } from './config.js';
+import { setUpAccelerator, type AcceleratorInfo } from './accelerator.js';
+import { DEFAULT_ACCEL, type MachineConfig } from './config.js';
 import { buildDevices, createDevicePlan, type Devices } from './devices.js';
 
 /** QEMU's run state (see src/runstate/run-state.ts). */
@@ -66,6 +68,11 @@ export interface MachineOptions {
   readonly serial?: Chardev;
   /** What guest resets, shutdowns and panics lead to (`-action`); default: QEMU's, with `noReboot`. */
   readonly actions?: ActionPolicy;
+  /**
+   * Tests only: run on the scripted fake hypervisor instead of KVM, so exits this host cannot
+   * produce go through the real exit handling. Never offered on the command line.
+   */
+  readonly fakeHypervisor?: FakeHypervisor;
 }
 
 export class Machine {
@@ -83,8 +90,8 @@ export class Machine {
 
   private constructor(
     readonly config: MachineConfig,
-    private readonly kvm: Kvm,
-    private readonly vm: KvmVm,
+    private readonly kvm: Hypervisor,
+    private readonly vm: HypervisorVm,
     private readonly ram: RamMapping,
     readonly layout: RamLayout,
     private readonly devices: Devices,
@@ -94,9 +101,17 @@ export class Machine {
     private readonly initrd: Uint8Array | undefined,
     private readonly serial: Chardev,
     actions: ActionPolicy | undefined,
+    /** The accelerator's properties in force and what the host offers (x-query-accel). */
+    readonly accelerator: AcceleratorInfo,
   ) {
     this.actions = actions ?? (config.noReboot ? withNoReboot({ ...DEFAULT_ACTIONS }) : { ...DEFAULT_ACTIONS });
     this.runState.onChange((to, from) => this.events.emit('state', to, from));
+    // Warnings from building the machine wait for whoever listens first (the CLI subscribes
+    // once create() has returned).
+    (this.events as EventEmitter).on('newListener', (name: string | symbol, listener: (w: string) => void) => {
+      if (name !== 'warning' || this.earlyWarnings.length === 0) return;
+      for (const w of this.earlyWarnings.splice(0)) listener(w);
+    });
     this.endPromise = new Promise((resolve) => { this.resolveEnd = resolve; });
   }
 
@@ -108,19 +123,29 @@ export class Machine {
 
     const undo: Array<() => void> = [];
     try {
-      const kvm = Kvm.open(options.kvmDevice);
+      const kvm: Hypervisor = options.fakeHypervisor ?? Kvm.open(options.kvmDevice);
+      const backend: VcpuBackend = options.fakeHypervisor ? { kind: 'fake', script: options.fakeHypervisor.script } : { kind: 'kvm' };
       undo.push(() => kvm.close());
       const maxVcpus = kvm.checkExtension('MAX_VCPUS') || kvm.checkExtension('NR_VCPUS');
       if (config.cpus > maxVcpus) {
         throw new NodevisorError('ERR_BAD_STATE', `Number of SMP CPUs requested (${config.cpus}) exceeds max CPUs supported by machine 'pc' (${maxVcpus})`);
       }
+      const accel = config.accel ?? { ...DEFAULT_ACCEL };
       const vm = kvm.createVm();
       undo.push(() => vm.close());
+      const warnings: string[] = [];
+      const accelerator = setUpAccelerator(kvm, vm, accel, config.cpus, (w) => warnings.push(w));
       vm.setTssAddr(KVM_TSS_ADDR);
       vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
-      vm.createIrqchip();
-      vm.setGsiRouting(pcIrqRoutes());
-      vm.createPit2();
+      if (accel.kernelIrqchip === 'on') {
+        vm.createIrqchip();
+        vm.setGsiRouting(pcIrqRoutes());
+        vm.createPit2();
+      }
+      const runConfig: VcpuRunConfig = {
+        notifyVmexit: accel.notifyVmexit, irqchip: accel.kernelIrqchip === 'on', dirtyRingEntries: accel.dirtyRingSize,
+        hvCrash: config.cpu.hvCrash ?? false,
+      };
 
       const layout = ramLayout(config.memorySize);
       const slots = [{ gpa: 0, size: layout.lowSize }];
@@ -137,22 +162,25 @@ export class Machine {
       const runSize = kvm.vcpuMmapSize();
       const vcpuFds: number[] = [];
       const vcpus: VcpuThread[] = [];
-      undo.push(() => vcpuFds.forEach((fd) => closeFd(fd)));
+      undo.push(() => vcpuFds.forEach((fd) => vm.closeVcpu(fd)));
       const ramInfo = ram.memory.regions.map((r) => ({ gpa: r.gpa, size: r.size, hostAddress: r.hostAddress }));
       for (let i = 0; i < config.cpus; i++) {
         const fd = vm.createVcpu(i);
         vcpuFds.push(fd);
-        const runAddress = KvmVcpu.mapRun(fd, runSize);
-        vcpus.push(new VcpuThread({ index: i, vmFd: vm.fd, vcpuFd: fd, runAddress, runSize, devices: plan, ram: ramInfo }));
+        const runAddress = vm.mapRun(fd, runSize);
+        vcpus.push(new VcpuThread({
+          index: i, vmFd: vm.fd, vcpuFd: fd, runAddress, runSize, devices: plan, ram: ramInfo, config: runConfig, backend,
+        }));
       }
       undo.push(() => vcpus.forEach((v) => void v.quit()));
 
       const main = new Machine(config, kvm, vm, ram, layout, buildDevices(plan, {
-        irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
+        irq: (line) => ({ set: (level) => { if (runConfig.irqchip) vm.irqLine(line, level); } }),
         requests: { reset: () => undefined, shutdown: () => undefined }, // host-side accesses never request these
         // The main thread only feeds COM1's receiver; its transmitter runs in vCPU threads.
         serialSink: (ring) => ({ write: (b) => void ring.push(b) }),
-      }), vcpus, vcpuFds, kernel, initrd, serial, options.actions);
+      }), vcpus, vcpuFds, kernel, initrd, serial, options.actions, accelerator);
+      main.earlyWarnings.push(...warnings);
 
       const boot = main.loadImages();
       const msrs = bootMsrs();
@@ -161,11 +189,13 @@ export class Machine {
         const { entries, warnings } = vcpuCpuid(supportedCpuid, {
           vcpuIndex: v.index, apicId: v.index, cpus: config.cpus, features: config.cpu.features,
         });
-        warnings.forEach((w) => main.events.emit('warning', w)); // QEMU warns once per vCPU
+        main.earlyWarnings.push(...warnings); // QEMU warns once per vCPU
         await v.setup({ cpuid: entries, msrs, fpu, boot: v.index === 0 ? boot.cpu : null });
       }
-      main.initialIrqchip = [0, 1, 2].map((chip) => vm.getIrqchip(chip));
-      main.initialPit = vm.getPit2();
+      if (runConfig.irqchip) {
+        main.initialIrqchip = [0, 1, 2].map((chip) => vm.getIrqchip(chip));
+        main.initialPit = vm.getPit2();
+      }
       for (const v of vcpus) v.events.on('event', (e) => main.onVcpuEvent(v.index, e));
       main.startDrain();
       serial.onInput((bytes) => main.sendSerialInput(bytes));
@@ -419,9 +449,15 @@ export class Machine {
         else if (e.kind === 'shutdown') void this.requestShutdown(e.reason);
         else void this.requestShutdown('guest-panic', 1);
         return;
+      case 'warning':
+        if (!this.warned.has(e.key)) {
+          this.warned.add(e.key);
+          this.events.emit('warning', `vCPU ${index}: ${e.message}`);
+        }
+        return;
       case 'internal-error': {
         // QEMU: report, stop the VM in internal-error (STOP), keep the process for management.
-        const report = internalErrorReport(e);
+        const report = exitReport(e.exit, e.why, e.regs, e.sregs, e.code, e.codeIndex);
         this.events.emit('internal-error', { vcpu: index, report });
         void this.exclusive(() => this.vmStop('internal-error'));
         return;
@@ -437,6 +473,9 @@ export class Machine {
   }
 
   private endStarted = false;
+  private readonly earlyWarnings: string[] = [];
+  /** Warning keys already reported (QEMU's warn_report_once across vCPUs). */
+  private readonly warned = new Set<string>();
 
   /** Stops everything, flushes guest output, releases KVM and RAM. Idempotent. */
   private async end(how: MachineEnd): Promise<MachineEnd> {
@@ -450,7 +489,7 @@ export class Machine {
     if (this.inputTimer) clearTimeout(this.inputTimer);
     await this.serial.flush();
     await this.serial.close();
-    this.vcpuFds.forEach((fd) => closeFd(fd));
+    this.vcpuFds.forEach((fd) => this.vm.closeVcpu(fd));
     this.vm.close();
     this.kvm.close();
     this.ram.unmap();
@@ -471,24 +510,3 @@ function readImage(path: string): Uint8Array {
     throw new ImageError(path, `could not read: ${why}`);
   }
 }
-
-/** QEMU's text for a KVM internal error or failed entry: what, extra data, registers, code. */
-function internalErrorReport(e: Extract<VcpuEvent, { type: 'internal-error' }>): string {
-  const lines: string[] = [];
-  const x = e.exit;
-  if (x.reason === 'internal-error') lines.push(formatInternalError(x.suberror, x.data));
-  else if (x.reason === 'fail-entry') {
-    lines.push(`KVM: entry failed, hardware error 0x${x.hardwareEntryFailureReason.toString(16)}`);
-  } else if (x.reason === 'unhandled') {
-    lines.push(`KVM: unhandled exit 0x${x.exitReason.toString(16)} (${exitReasonName(x.exitReason)})`);
-  } else {
-    lines.push(`KVM: unexpected ${x.reason}`);
-  }
-  if (e.regs && e.sregs) {
-    lines.push(formatRegisterDump(e.regs, e.sregs));
-    if (e.code) lines.push(formatCodeBytes(e.code, e.codeIndex));
-  }
-  return lines.join('\n');
-}
-
-

@@ -17,12 +17,30 @@ export type VcpuExit =
   | { reason: 'internal-error'; suberror: number; data: bigint[] }
   | { reason: 'system-event'; type: number; data: bigint[] }
   | { reason: 'debug'; exception: number; pc: bigint; dr6: bigint; dr7: bigint }
+  /** The guest read (`x86-rdmsr`) or wrote an MSR that user space handles; answer in the run page. */
+  | { reason: 'x86-rdmsr'; index: number; msrReason: number }
+  | { reason: 'x86-wrmsr'; index: number; msrReason: number; value: bigint }
+  /** The guest kept the CPU from opening an event window for longer than the notify window. */
+  | { reason: 'notify'; flags: number }
+  /** KVM could not resolve a guest access to `gpa` (KVM_RUN failed with EFAULT/EHWPOISON). */
+  | { reason: 'memory-fault'; gpa: bigint; size: bigint; flags: bigint }
+  /** The guest took a bus lock (split lock); the exit happens after the instruction. */
+  | { reason: 'bus-lock' }
+  /** This vCPU's dirty ring is full: harvest it and reset the rings before running again. */
+  | { reason: 'dirty-ring-full' }
+  /** An exit KVM returns only for features nodevisor never enables, or only on other architectures. */
   | { reason: 'unhandled'; exitReason: number; hardwareExitReason: bigint };
 
 const U = KVM_RUN.exit;
 
+/** Where the answer to an MSR exit goes: the run page, read by KVM on the next KVM_RUN. */
+export interface MsrAnswer {
+  answerRdmsr(value: bigint | undefined): void;
+  answerWrmsr(ok: boolean): void;
+}
+
 /** Decodes exits from one vCPU's run page; caches I/O data views (the offset rarely changes). */
-export class ExitDecoder {
+export class ExitDecoder implements MsrAnswer {
   private readonly views = new Map<number, Uint8Array>();
   constructor(private readonly run: DataView, private readonly runBytes: Uint8Array) {}
 
@@ -40,6 +58,17 @@ export class ExitDecoder {
     const out: bigint[] = [];
     for (let i = 0; i < Math.min(n, 16); i++) out.push(this.run.getBigUint64(off + i * 8, true));
     return out;
+  }
+
+  /** Answers an X86_RDMSR exit: the value, or error=1 to make the guest's RDMSR raise #GP. */
+  answerRdmsr(value: bigint | undefined): void {
+    this.run.setUint8(U, value === undefined ? 1 : 0);
+    this.run.setBigUint64(U + 16, value ?? 0n, true);
+  }
+
+  /** Answers an X86_WRMSR exit: error=1 makes the guest's WRMSR raise #GP. */
+  answerWrmsr(ok: boolean): void {
+    this.run.setUint8(U, ok ? 0 : 1);
   }
 
   decode(): VcpuExit {
@@ -77,6 +106,18 @@ export class ExitDecoder {
           reason: 'debug', exception: r.getUint32(U, true), pc: r.getBigUint64(U + 8, true),
           dr6: r.getBigUint64(U + 16, true), dr7: r.getBigUint64(U + 24, true),
         };
+      case KVM_EXIT.X86_RDMSR:
+        return { reason: 'x86-rdmsr', msrReason: r.getUint32(U + 8, true), index: r.getUint32(U + 12, true) };
+      case KVM_EXIT.X86_WRMSR:
+        return {
+          reason: 'x86-wrmsr', msrReason: r.getUint32(U + 8, true), index: r.getUint32(U + 12, true),
+          value: r.getBigUint64(U + 16, true),
+        };
+      case KVM_EXIT.NOTIFY: return { reason: 'notify', flags: r.getUint32(U, true) };
+      case KVM_EXIT.MEMORY_FAULT:
+        return { reason: 'memory-fault', flags: r.getBigUint64(U, true), gpa: r.getBigUint64(U + 8, true), size: r.getBigUint64(U + 16, true) };
+      case KVM_EXIT.X86_BUS_LOCK: return { reason: 'bus-lock' };
+      case KVM_EXIT.DIRTY_RING_FULL: return { reason: 'dirty-ring-full' };
       default:
         return { reason: 'unhandled', exitReason: reason, hardwareExitReason: r.getBigUint64(U, true) };
     }

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Bus } from '../bus/bus.js';
 import type { BusDevice } from '../devices/device.js';
-import type { VcpuExit } from './exit.js';
-import { KVM_SYSTEM_EVENT } from './exit-reason.js';
+import { KVM_RUN } from '../kvm/structs.js';
+import { ExitDecoder, type VcpuExit } from './exit.js';
+import { KVM_EXIT, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MSR_EXIT_REASON, KVM_NOTIFY_CONTEXT_INVALID, KVM_SYSTEM_EVENT } from './exit-reason.js';
+import { describeExit } from './exit-report.js';
 import { handleExit, type ExitContext } from './handle-exit.js';
 
 class Port implements BusDevice {
@@ -17,6 +19,8 @@ class Port implements BusDevice {
     this.log.push(`w${offset}=${[...data].join(',')}`);
   }
 }
+
+const NO_MSRS = { read: (): undefined => undefined, write: (): boolean => false };
 
 function context(): { ctx: ExitContext; port: Port; mem: Port; held: () => number; calls: string[] } {
   const pio = new Bus('pio');
@@ -31,6 +35,9 @@ function context(): { ctx: ExitContext; port: Port; mem: Port; held: () => numbe
     pio, mmio,
     lock: () => { depth++; calls.push('lock'); },
     unlock: () => { depth--; calls.push('unlock'); },
+    msrs: NO_MSRS,
+    answer: { answerRdmsr: () => undefined, answerWrmsr: () => undefined },
+    notifyVmexit: 'run',
   };
   return { ctx, port, mem, held: () => depth, calls };
 }
@@ -91,4 +98,67 @@ test('machine-level exits become actions for the vCPU loop', () => {
   ];
   for (const [exit, kind] of cases) assert.equal(handleExit(exit, ctx).kind, kind, exit.reason);
   assert.deepEqual(handleExit({ reason: 'shutdown' }, ctx), { kind: 'reset', reason: 'guest-reset' });
+});
+
+test('user-space MSRs: ours are answered in the run page, any other gets #GP and one warning key', () => {
+  const { ctx } = context();
+  const answers: string[] = [];
+  const msrCtx: ExitContext = {
+    ...ctx,
+    msrs: { read: (i) => (i === 0x40000105 ? 1n << 63n : undefined), write: (i, v) => i === 0x40000100 && v === 5n },
+    answer: { answerRdmsr: (v) => answers.push(`rd ${String(v)}`), answerWrmsr: (ok) => answers.push(`wr ${ok}`) },
+  };
+  assert.deepEqual(handleExit({ reason: 'x86-rdmsr', index: 0x40000105, msrReason: KVM_MSR_EXIT_REASON.FILTER }, msrCtx), { kind: 'continue' });
+  assert.deepEqual(handleExit({ reason: 'x86-wrmsr', index: 0x40000100, value: 5n, msrReason: KVM_MSR_EXIT_REASON.FILTER }, msrCtx), { kind: 'continue' });
+  const rd = handleExit({ reason: 'x86-rdmsr', index: 0x1234, msrReason: KVM_MSR_EXIT_REASON.UNKNOWN }, msrCtx);
+  assert.equal(rd.kind, 'warn');
+  assert.match(rd.kind === 'warn' ? rd.message : '', /rdmsr of MSR 0x1234 \(unknown to KVM\).*#GP/);
+  const wr = handleExit({ reason: 'x86-wrmsr', index: 0x1234, value: 1n, msrReason: KVM_MSR_EXIT_REASON.FILTER }, msrCtx);
+  assert.equal(wr.kind === 'warn' && wr.key, 'wrmsr:4660');
+  assert.deepEqual(answers, [`rd ${1n << 63n}`, 'wr true', 'rd undefined', 'wr false']);
+});
+
+test('notify exits: run warns and continues; internal-error or an invalid context stops the VM', () => {
+  const { ctx } = context();
+  const valid = handleExit({ reason: 'notify', flags: 0 }, ctx);
+  assert.equal(valid.kind, 'warn');
+  assert.equal(valid.kind === 'warn' && valid.key, 'notify');
+  const invalid = handleExit({ reason: 'notify', flags: KVM_NOTIFY_CONTEXT_INVALID }, ctx);
+  assert.equal(invalid.kind, 'internal-error');
+  assert.match(invalid.kind === 'internal-error' ? invalid.why ?? '' : '', /invalid context/);
+  const strict = handleExit({ reason: 'notify', flags: 0 }, { ...ctx, notifyVmexit: 'internal-error' });
+  assert.equal(strict.kind, 'internal-error');
+});
+
+test('memory faults stop the VM; bus locks warn; a full dirty ring is harvested', () => {
+  const { ctx } = context();
+  assert.equal(handleExit({ reason: 'memory-fault', gpa: 0x1000n, size: 0x1000n, flags: 0n }, ctx).kind, 'internal-error');
+  assert.equal(handleExit({ reason: 'bus-lock' }, ctx).kind, 'warn');
+  assert.equal(handleExit({ reason: 'dirty-ring-full' }, ctx).kind, 'harvest-dirty-ring');
+});
+
+test('every KVM exit number decodes to a handled exit, and the report names what happened', () => {
+  const { ctx } = context();
+  const run = new Uint8Array(0x2000);
+  const view = new DataView(run.buffer);
+  const decoder = new ExitDecoder(view, run);
+  for (let n = 0; n <= KVM_EXIT.MEMORY_FAULT + 2; n++) {
+    run.fill(0);
+    view.setUint32(KVM_RUN.exitReason, n, true);
+    if (n === KVM_EXIT.IO) view.setBigUint64(KVM_RUN.exit + 8, 0x1000n, true);
+    const exit = decoder.decode();
+    const action = handleExit(exit, ctx);
+    assert.ok(action.kind.length > 0, `exit ${n}`);
+    if (action.kind === 'internal-error') {
+      const text = describeExit(action.exit, action.why).join('\n');
+      assert.ok(text.length > 10, `exit ${n} has a report`);
+      if (exit.reason === 'unhandled') assert.match(text, new RegExp(n === 0 ? 'unknown exit, hardware reason' : `${n}`));
+    }
+  }
+  const memFault = describeExit({ reason: 'memory-fault', gpa: 0xfee00000n, size: 8n, flags: KVM_MEMORY_EXIT_FLAG_PRIVATE });
+  assert.match(memFault[0]!, /gpa 0xfee00000 size 0x8 \(private memory/);
+  assert.match(describeExit({ reason: 'unhandled', exitReason: 13, hardwareExitReason: 0n })[0]!, /another architecture/);
+  assert.match(describeExit({ reason: 'unhandled', exitReason: 3, hardwareExitReason: 0n })[0]!, /KVM_EXIT_HYPERCALL.*never enables/);
+  assert.match(describeExit({ reason: 'unhandled', exitReason: 77, hardwareExitReason: 0n })[0]!, /unknown exit reason 77/);
+  assert.match(describeExit({ reason: 'internal-error', suberror: 3, data: [1n] }).join('\n'), /Suberror: 3[\s\S]*deliver an event/);
 });

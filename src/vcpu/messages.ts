@@ -2,7 +2,23 @@ import type { MessagePort } from 'node:worker_threads';
 import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
 import type { CpuidEntryData, MsrEntry } from '../kvm/structs.js';
 import type { DevicePlan } from '../machine/devices.js';
+import type { FakeScript } from '../testing/fake-hypervisor.js';
 import type { VcpuExit } from './exit.js';
+import type { NotifyVmexitPolicy } from './handle-exit.js';
+
+/** How a vCPU thread runs: what the accelerator's properties mean for its exits. */
+export interface VcpuRunConfig {
+  readonly notifyVmexit: NotifyVmexitPolicy;
+  /** False with kernel-irqchip=off: no in-kernel LAPIC, IOAPIC or PIC; HLT exits to user space. */
+  readonly irqchip: boolean;
+  /** Entries in this vCPU's dirty ring (0: off). */
+  readonly dirtyRingEntries: number;
+  /** `-cpu host,hv-crash`: the Hyper-V crash MSRs are handled in user space. */
+  readonly hvCrash: boolean;
+}
+
+/** Which hypervisor the thread's vCPU lives in: KVM, or (tests only) the scripted fake. */
+export type VcpuBackend = { kind: 'kvm' } | { kind: 'fake'; script: FakeScript };
 
 /** workerData for a vCPU thread. */
 export interface VcpuWorkerData {
@@ -15,6 +31,8 @@ export interface VcpuWorkerData {
   readonly devices: DevicePlan;
   readonly ram: ReadonlyArray<{ gpa: number; size: number; hostAddress: bigint }>;
   readonly port: MessagePort;
+  readonly config: VcpuRunConfig;
+  readonly backend: VcpuBackend;
 }
 
 /** Power-on configuration of a vCPU, applied at setup and again at every reset. */
@@ -41,6 +59,11 @@ export type VcpuEvent =
   | { type: 'request'; kind: 'reset'; reason: 'guest-reset' }
   | { type: 'request'; kind: 'shutdown'; reason: 'guest-shutdown' }
   | { type: 'request'; kind: 'guest-panic' }
-  | { type: 'internal-error'; exit: VcpuExit; regs: Regs | null; sregs: Sregs | null; code: Array<number | null> | null; codeIndex: number }
+  | {
+    type: 'internal-error'; exit: VcpuExit; why?: string;
+    regs: Regs | null; sregs: Sregs | null; code: Array<number | null> | null; codeIndex: number;
+  }
+  /** Something the operator should know, once per key (QEMU's warn_report_once). */
+  | { type: 'warning'; key: string; message: string }
   | { type: 'debug'; exit: VcpuExit }
   | { type: 'fatal'; message: string };

@@ -8,7 +8,7 @@ import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
 import { getpid, tgkill } from '../kvm/libc.js';
 import type { DevicePlan } from '../machine/devices.js';
 import * as C from './control.js';
-import type { VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
+import type { VcpuBackend, VcpuCommand, VcpuEvent, VcpuReply, VcpuRunConfig, VcpuSetup, VcpuWorkerData } from './messages.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -20,6 +20,8 @@ export interface VcpuThreadOptions {
   readonly runSize: number;
   readonly devices: DevicePlan;
   readonly ram: ReadonlyArray<{ gpa: number; size: number; hostAddress: bigint }>;
+  readonly config: VcpuRunConfig;
+  readonly backend: VcpuBackend;
 }
 
 export class VcpuThread {
@@ -43,7 +45,7 @@ export class VcpuThread {
     const data: VcpuWorkerData = {
       index: opts.index, vmFd: opts.vmFd, vcpuFd: opts.vcpuFd, runAddress: opts.runAddress,
       runSize: opts.runSize, control: this.ctl.buffer as SharedArrayBuffer, devices: opts.devices,
-      ram: opts.ram, port: port2,
+      ram: opts.ram, port: port2, config: opts.config, backend: opts.backend,
     };
     this.worker = new Worker(new URL('./worker.js', import.meta.url), {
       workerData: data, transferList: [port2], name: `vcpu${opts.index}`,

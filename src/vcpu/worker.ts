@@ -8,6 +8,8 @@ import { setLapicLint } from '../arch/x86/lapic.js';
 import { codeWindow, DUMP_CODE_BYTES_TOTAL } from '../arch/x86/register-dump.js';
 import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
 import { zeroRegs } from '../hypervisor/x86-state.js';
+import type { HypervisorVcpu } from '../hypervisor/hypervisor.js';
+import { DirtyRing } from '../kvm/dirty-ring.js';
 import { KvmVcpu, KvmVm, KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED } from '../kvm/kvm.js';
 import { gettid, pthreadSigmask, SIG_BLOCK, sigset, sigtimedwait } from '../kvm/libc.js';
 import { buildDevices, type Devices } from '../machine/devices.js';
@@ -17,14 +19,19 @@ import { SharedByteRing } from '../devices/shared-state.js';
 import type { ByteSink } from '../devices/device.js';
 import * as C from './control.js';
 import { ExitDecoder, type VcpuExit } from './exit.js';
-import { handleExit, type ExitAction, type ExitContext } from './handle-exit.js';
+import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './handle-exit.js';
 import type { VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
 
 const data = workerData as VcpuWorkerData;
 const ctl = new Int32Array(data.control);
 const port: MessagePort = data.port;
 const vm = new KvmVm(data.vmFd);
-const vcpu = new KvmVcpu(data.vcpuFd, data.runAddress, data.runSize);
+const real = data.backend.kind === 'kvm';
+// The fake hypervisor (tests only) is loaded only when asked for.
+const vcpu: HypervisorVcpu = data.backend.kind === 'kvm'
+  ? new KvmVcpu(data.vcpuFd, data.runAddress, data.runSize)
+  : new (await import('../testing/fake-hypervisor.js')).FakeVcpu(data.backend.script.vcpus[data.index] ?? []);
+const dirtyRing = real && data.config.dirtyRingEntries > 0 ? new DirtyRing(data.vcpuFd, data.config.dirtyRingEntries) : null;
 const decoder = new ExitDecoder(vcpu.run, vcpu.runBytes);
 const memory = new GuestMemory(data.ram.map((r) => ({ ...r, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)) })));
 const kickSet = sigset(C.KICK_SIGNAL);
@@ -52,8 +59,11 @@ function ringSink(ring: SharedByteRing): ByteSink {
   };
 }
 
+/** Without an in-kernel irqchip (or a real VM) there is nothing to raise a line on. */
+const NO_IRQ = { set: (): void => undefined };
+
 const devices: Devices = buildDevices(data.devices, {
-  irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
+  irq: (line) => (real && data.config.irqchip ? { set: (level) => vm.irqLine(line, level) } : NO_IRQ),
   requests: {
     reset: (reason) => { pendingRequest ??= { type: 'request', kind: 'reset', reason }; },
     shutdown: (reason) => { pendingRequest ??= { type: 'request', kind: 'shutdown', reason }; },
@@ -61,13 +71,22 @@ const devices: Devices = buildDevices(data.devices, {
   serialSink: ringSink,
 });
 
+/** MSRs handled here: none yet beyond what the MSR filter sends (answered with #GP). */
+const userMsrs: UserMsrs = { read: () => undefined, write: () => false };
+
 const lock = devices.lock;
 const ctx: ExitContext = {
   pio: devices.pio,
   mmio: devices.mmio,
   lock: () => lock.lock(),
   unlock: () => lock.unlock(),
+  msrs: userMsrs,
+  answer: decoder,
+  notifyVmexit: data.config.notifyVmexit,
 };
+
+/** Warning keys already reported by this vCPU (the machine dedupes across vCPUs). */
+const warned = new Set<string>();
 
 // Power-on state captured at setup, restored at every reset.
 let setup: VcpuSetup | null = null;
@@ -82,11 +101,11 @@ function powerOn(boot: BootCpuState | null): void {
   vcpu.setRegs(boot?.regs ?? zeroRegs());
   vcpu.setFpu(setup.fpu);
   vcpu.setMsrs(setup.msrs);
-  vcpu.setLapic(resetLapic);
+  if (resetLapic.length > 0) vcpu.setLapic(resetLapic);
   if (resetEvents) vcpu.setVcpuEvents(resetEvents);
   if (resetXcrs) vcpu.setXcrs(resetXcrs);
   // The boot CPU runs; the others wait for the guest's INIT/SIPI in the in-kernel LAPIC.
-  vcpu.setMpState(data.index === 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED);
+  if (data.config.irqchip) vcpu.setMpState(data.index === 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED);
 }
 
 function serve(cmd: VcpuCommand): VcpuReply {
@@ -96,7 +115,8 @@ function serve(cmd: VcpuCommand): VcpuReply {
         setup = cmd.setup;
         vcpu.setCpuid(setup.cpuid);
         resetSregs = vcpu.getSregs();
-        resetLapic = setLapicLint(vcpu.getLapic());
+        // Without an in-kernel irqchip there is no LAPIC to program.
+        resetLapic = data.config.irqchip ? setLapicLint(vcpu.getLapic()) : new Uint8Array(0);
         resetEvents = vcpu.getVcpuEvents();
         resetXcrs = vcpu.getXcrs();
         powerOn(setup.boot);
@@ -177,7 +197,7 @@ function codeAroundRip(regs: Regs, sregs: Sregs): { code: Array<number | null>; 
   return { code, codeIndex: ripIndex };
 }
 
-function reportError(exit: VcpuExit): void {
+function reportError(exit: VcpuExit, why?: string): void {
   let regs: Regs | null = null;
   let sregs: Sregs | null = null;
   let code: Array<number | null> | null = null;
@@ -189,13 +209,25 @@ function reportError(exit: VcpuExit): void {
   } catch {
     // The dump is best effort; the error itself is what matters.
   }
-  post({ type: 'internal-error', exit, regs, sregs, code, codeIndex });
+  post({ type: 'internal-error', exit, ...(why !== undefined ? { why } : {}), regs, sregs, code, codeIndex });
 }
 
 function onAction(action: ExitAction): void {
   switch (action.kind) {
     case 'continue':
       break;
+    case 'warn':
+      if (!warned.has(action.key)) {
+        warned.add(action.key);
+        post({ type: 'warning', key: action.key, message: action.message });
+      }
+      return;
+    case 'harvest-dirty-ring':
+      if (dirtyRing) {
+        dirtyRing.harvest();
+        vm.resetDirtyRings();
+      }
+      return;
     case 'halt':
       // No in-kernel irqchip to wake us: sleep until kicked (or a short timeout to re-check).
       Atomics.wait(ctl, C.DOORBELL, Atomics.load(ctl, C.DOORBELL), 10);
@@ -214,7 +246,7 @@ function onAction(action: ExitAction): void {
       return;
     case 'internal-error':
       selfPause();
-      reportError(action.exit);
+      reportError(action.exit, action.why);
       return;
     case 'debug':
       selfPause();
@@ -235,7 +267,7 @@ function main(): void {
       if (!pausedLoop()) break;
       continue;
     }
-    if (!vcpu.runOnce()) {
+    if (vcpu.runOnce() === 'interrupted') {
       drainKicks();
       continue;
     }

@@ -1,0 +1,79 @@
+/**
+ * The small interface the VMM needs from a hypervisor: the system, a VM, a vCPU. KVM
+ * (src/kvm/kvm.ts) is the real one; tests put a scriptable fake behind the same interface
+ * (src/testing/fake-hypervisor.ts) to drive exits this host cannot produce through the very
+ * same exit-handling code. A vCPU's exits are always read from a page in kvm_run's layout,
+ * so decoding is shared too.
+ */
+import type { CpuidEntryData, IrqRoute, MsrEntry } from '../kvm/structs.js';
+import type { KvmCapName } from '../kvm/capabilities.js';
+import type { Regs, Sregs } from './x86-state.js';
+
+export interface Hypervisor {
+  /** KVM_CHECK_EXTENSION: 0 when absent, else the capability's value. */
+  checkExtension(cap: KvmCapName): number;
+  vcpuMmapSize(): number;
+  supportedCpuid(): CpuidEntryData[];
+  createVm(): HypervisorVm;
+  close(): void;
+}
+
+export interface HypervisorVm {
+  readonly fd: number;
+  /** KVM_CHECK_EXTENSION on the VM (some capabilities depend on the VM type). */
+  checkExtension(cap: KvmCapName): number;
+  /** KVM_ENABLE_CAP on the VM with args[0]. */
+  enableCap(cap: KvmCapName, arg0: bigint): void;
+  setTssAddr(addr: number): void;
+  setIdentityMapAddr(addr: number): void;
+  createIrqchip(): void;
+  createPit2(): void;
+  setUserMemoryRegion(slot: number, gpa: number, size: number, hostAddress: bigint, flags?: number): void;
+  setGsiRouting(routes: readonly IrqRoute[]): void;
+  irqLine(irq: number, level: boolean): void;
+  getIrqchip(chipId: number): Uint8Array;
+  setIrqchip(state: Uint8Array): void;
+  getPit2(): Uint8Array;
+  setPit2(state: Uint8Array): void;
+  /** Creates vCPU `id`; returns its fd (the handle a vCPU thread rebuilds its vCPU from). */
+  createVcpu(id: number): number;
+  /** Closes a vCPU made by createVcpu (at the machine's end). */
+  closeVcpu(vcpuFd: number): void;
+  /** Maps a vCPU's run page; returns its address. */
+  mapRun(vcpuFd: number, runSize: number): bigint;
+  close(): void;
+}
+
+/** What KVM_RUN came back with. */
+export type RunResult =
+  /** The run page holds an exit to decode. */
+  | 'exit'
+  /** Nothing to decode: a kick (EINTR) or an AP still waiting for INIT/SIPI (EAGAIN). */
+  | 'interrupted';
+
+export interface HypervisorVcpu {
+  /** The kvm_run page, as bytes and as a little-endian view. */
+  readonly run: DataView;
+  readonly runBytes: Uint8Array;
+  runOnce(): RunResult;
+  getRegs(): Regs;
+  setRegs(r: Regs): void;
+  getSregs(): Sregs;
+  setSregs(s: Sregs): void;
+  setCpuid(entries: readonly CpuidEntryData[]): void;
+  getMsrs(indices: readonly number[]): MsrEntry[];
+  setMsrs(entries: readonly MsrEntry[]): void;
+  setFpu(fpu: Uint8Array): void;
+  getLapic(): Uint8Array;
+  setLapic(state: Uint8Array): void;
+  setMpState(state: number): void;
+  getVcpuEvents(): Uint8Array;
+  setVcpuEvents(b: Uint8Array): void;
+  getXcrs(): Uint8Array;
+  setXcrs(b: Uint8Array): void;
+  /** A linear address through the vCPU's current paging mode, or null if unmapped. */
+  translate(linear: bigint): bigint | null;
+  nmi(): void;
+  /** The signal mask in force while inside KVM_RUN. */
+  setSignalMask(sigset: Uint8Array): void;
+}
