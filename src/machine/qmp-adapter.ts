@@ -3,7 +3,8 @@
  * Preconditions and error wording live in src/qmp; run states and events in Machine.
  */
 import type { ActionPolicy } from '../runstate/actions.js';
-import type { QmpCpuInfoFast, QmpMachine, QmpStatusInfo } from '../qmp/qmp-machine.js';
+import type { QmpAccelInfo, QmpCpuInfoFast, QmpMachine, QmpStatusInfo } from '../qmp/qmp-machine.js';
+import type { AcceleratorInfo } from './accelerator.js';
 import type { Machine } from './machine.js';
 
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
@@ -13,6 +14,7 @@ export function qmpMachine(machine: Machine, ids: { name?: string; uuid?: string
     name: ids.name,
     uuid: ids.uuid ?? NIL_UUID,
     kvm: { enabled: true, present: true },
+    accel: () => qmpAccelInfo(machine.accelerator),
     wakeupSupported: false, // no ACPI yet: nothing can put the guest to sleep
     status(): QmpStatusInfo {
       const status = machine.status;
@@ -38,5 +40,27 @@ export function qmpMachine(machine: Machine, ids: { name?: string; uuid?: string
     quit: () => machine.requestQuit('host-qmp-quit'),
     injectNmi: () => machine.injectNmi(),
     setActions: (changes: Partial<ActionPolicy>) => machine.setActions(changes),
+  };
+}
+
+export function qmpAccelInfo(a: AcceleratorInfo): QmpAccelInfo {
+  const p = a.properties;
+  return {
+    accel: 'kvm',
+    properties: {
+      'notify-vmexit': p.notifyVmexit, 'notify-window': p.notifyWindow, 'kernel-irqchip': p.kernelIrqchip,
+      'dirty-ring-size': p.dirtyRingSize,
+    },
+    'notify-vmexit-status': a.notifyVmexit,
+    host: {
+      'notify-vmexit': a.host.notifyVmexitFlags !== 0,
+      'memory-fault-info': a.host.memoryFaultInfo,
+      'dirty-ring-max-size': a.host.dirtyRingMaxEntries,
+      'user-space-msr': a.host.userSpaceMsr !== 0,
+      'msr-filter': a.host.msrFilter,
+      'guest-debug': a.host.guestDebug,
+      'bus-lock-exit': a.host.busLockExit !== 0,
+      'max-vcpus': a.host.maxVcpus,
+    },
   };
 }

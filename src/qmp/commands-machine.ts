@@ -81,6 +81,7 @@ export function machineCommands(machine: QmpMachine, version: QmpVersion): Comma
       args: {},
       handler: () => ({ enabled: machine.kvm.enabled, present: machine.kvm.present }),
     }),
+    'x-query-accel': defineCommand({ args: {}, handler: () => machine.accel() }),
     'query-cpus-fast': defineCommand({ args: {}, handler: () => machine.cpus().map(cpuInfo) }),
     'human-monitor-command': defineCommand({
       args: { 'command-line': { type: 'str' }, 'cpu-index': { type: 'int', optional: true } },

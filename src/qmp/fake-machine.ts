@@ -6,7 +6,7 @@
 import { DEFAULT_ACTIONS, resetOutcome, type ActionPolicy } from '../runstate/actions.js';
 import type { QmpEvent } from '../runstate/events.js';
 import { RunStateMachine, stateAfterReset, type RunState } from '../runstate/run-state.js';
-import type { QmpCpuInfoFast, QmpMachine, QmpStatusInfo } from './qmp-machine.js';
+import type { QmpAccelInfo, QmpCpuInfoFast, QmpMachine, QmpStatusInfo } from './qmp-machine.js';
 
 export class FakeMachine implements QmpMachine {
   name: string | undefined = undefined;
@@ -21,6 +21,18 @@ export class FakeMachine implements QmpMachine {
 
   constructor(initial: RunState = 'prelaunch', readonly cpuCount = 1) {
     this.runState = new RunStateMachine(initial);
+  }
+
+  accel(): QmpAccelInfo {
+    return {
+      accel: 'kvm',
+      properties: { 'notify-vmexit': 'run', 'notify-window': 0, 'kernel-irqchip': 'on', 'dirty-ring-size': 0 },
+      'notify-vmexit-status': 'unavailable',
+      host: {
+        'notify-vmexit': false, 'memory-fault-info': true, 'dirty-ring-max-size': 65536, 'user-space-msr': true,
+        'msr-filter': true, 'guest-debug': true, 'bus-lock-exit': false, 'max-vcpus': 1024,
+      },
+    };
   }
 
   status(): QmpStatusInfo {

@@ -36,12 +36,40 @@ export interface QmpCpuInfoFast {
   target: 'x86_64';
 }
 
+/**
+ * x-query-accel: the accelerator's properties in force and what the host offers, with QAPI
+ * spellings (nodevisor's own command, named with QEMU's `x-` prefix for unstable interfaces).
+ */
+export interface QmpAccelInfo {
+  accel: 'kvm';
+  properties: {
+    'notify-vmexit': 'run' | 'internal-error' | 'disable';
+    'notify-window': number;
+    'kernel-irqchip': 'on' | 'off' | 'split';
+    'dirty-ring-size': number;
+  };
+  /** Notify VM exits as they are: enabled, disabled by the option, or unavailable on this host. */
+  'notify-vmexit-status': 'enabled' | 'disabled' | 'unavailable';
+  host: {
+    'notify-vmexit': boolean;
+    'memory-fault-info': boolean;
+    'dirty-ring-max-size': number;
+    'user-space-msr': boolean;
+    'msr-filter': boolean;
+    'guest-debug': boolean;
+    'bus-lock-exit': boolean;
+    'max-vcpus': number;
+  };
+}
+
 export interface QmpMachine {
   /** -name, or undefined when none was given. */
   readonly name: string | undefined;
   /** -uuid; QEMU reports 00000000-0000-0000-0000-000000000000 when none was given. */
   readonly uuid: string;
   readonly kvm: { enabled: boolean; present: boolean };
+  /** x-query-accel's answer. */
+  accel(): QmpAccelInfo;
   /** Whether the guest can be woken from suspend at all (QEMU: ACPI wake-up enabled). */
   readonly wakeupSupported: boolean;
 
