@@ -20,6 +20,10 @@ export const GUESTS: Readonly<Record<string, GuestFormat>> = {
   ioloop: 'pvh-elf',
   hlt: 'pvh-elf',
   spin: 'pvh-elf',
+  acpi: 'pvh-elf',
+  pvpanic: 'pvh-elf',
+  watchdog: 'pvh-elf',
+  hvcrash: 'pvh-elf',
   linux64: 'bzimage',
   elf64: 'elf64',
 };
