@@ -187,3 +187,21 @@ test('accelerator properties the machine refuses: split irqchip, off with SMP, a
     await off.machine.quit();
   }
 });
+
+test('hv-crash on a host whose KVM emulates Hyper-V: no MSR filter, and KVM\'s crash event carries P0..P4', async () => {
+  const fake = new FakeHypervisor({ vcpus: [[fakeExit.systemEvent(3)]], caps: { HYPERV: 1 } });
+  const machine = await createMachine(
+    { kernel: guest('hello'), memorySize: 32 << 20, serial: { kind: 'null' }, cpu: { model: 'host', features: [], hvCrash: true } },
+    { fakeHypervisor: fake },
+  );
+  const events: QmpEvent[] = [];
+  machine.events.on('qmp', (e: QmpEvent) => events.push(e));
+  const end = machine.waitForEnd();
+  await machine.start();
+  assert.equal((await end).reason, 'guest-panic');
+  assert.deepEqual(fake.log.msrFilter, []);
+  assert.deepEqual(events[1], {
+    event: 'GUEST_PANICKED',
+    data: { action: 'poweroff', info: { type: 'hyper-v', arg1: 0n, arg2: 0n, arg3: 0n, arg4: 0n, arg5: 0n } },
+  });
+});

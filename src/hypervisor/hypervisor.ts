@@ -37,6 +37,13 @@ export interface HypervisorVm {
   setPit2(state: Uint8Array): void;
   /** Creates vCPU `id`; returns its fd (the handle a vCPU thread rebuilds its vCPU from). */
   createVcpu(id: number): number;
+  /**
+   * KVM_X86_SET_MSR_FILTER: guest accesses to these MSRs exit to user space (with
+   * KVM_MSR_EXIT_REASON_FILTER enabled); all others stay with KVM.
+   */
+  setMsrFilter(deny: ReadonlyArray<{ index: number; read: boolean; write: boolean }>): void;
+  /** KVM_RESET_DIRTY_RINGS after harvesting. */
+  resetDirtyRings(): number;
   /** Closes a vCPU made by createVcpu (at the machine's end). */
   closeVcpu(vcpuFd: number): void;
   /** Maps a vCPU's run page; returns its address. */

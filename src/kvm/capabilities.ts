@@ -35,6 +35,7 @@ export const KVM_CAP = {
   USER_MEMORY2: 231,
   GUEST_MEMFD: 234,
   HALT_POLL: 182,
+  HYPERV: 44,
 } as const;
 
 export type KvmCapName = keyof typeof KVM_CAP;

@@ -22,7 +22,7 @@ export interface HostCapabilities {
   memoryFaultInfo: boolean;
   /** Largest dirty ring, in entries (0: no dirty ring). */
   dirtyRingMaxEntries: number;
-  /** KVM_CAP_X86_USER_SPACE_MSR: the exit reasons it can send to user space (bit mask). */
+  /** KVM_CAP_X86_USER_SPACE_MSR (KVM answers 1 when present). */
   userSpaceMsr: number;
   /** KVM_CAP_X86_MSR_FILTER. */
   msrFilter: boolean;
@@ -117,4 +117,33 @@ export function setUpAccelerator(
   }
 
   return { properties: { ...accel }, notifyVmexit: notify, host };
+}
+
+/** KVM_MSR_EXIT_REASON_FILTER: accesses the MSR filter denies exit to user space. */
+const KVM_MSR_EXIT_REASON_FILTER = 1 << 2;
+const HV_X64_MSR_CRASH_P0 = 0x40000100;
+const HV_X64_MSR_CRASH_CTL = 0x40000105;
+
+/**
+ * `-cpu host,hv-crash`: where the Hyper-V crash MSRs will live. A host whose KVM emulates
+ * Hyper-V keeps them and reports a crash as a system event (QEMU's way); otherwise the MSR
+ * filter sends them to nodevisor through user-space MSR exits. Call before creating vCPUs.
+ */
+export function setUpHypervCrash(kvm: Hypervisor, vm: HypervisorVm): 'kvm' | 'user' {
+  if (kvm.checkExtension('HYPERV') > 0) return 'kvm';
+  // KVM answers 1 for user-space MSRs (not the reasons it supports): it rejects bad reasons
+  // in KVM_ENABLE_CAP instead.
+  if (vm.checkExtension('X86_USER_SPACE_MSR') === 0 || vm.checkExtension('X86_MSR_FILTER') === 0) {
+    throw new NodevisorError('ERR_KVM_UNAVAILABLE',
+      'hv-crash: this host\'s KVM neither emulates Hyper-V nor sends filtered MSRs to user space (KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_MSR_FILTER)');
+  }
+  try {
+    vm.enableCap('X86_USER_SPACE_MSR', BigInt(KVM_MSR_EXIT_REASON_FILTER));
+    const msrs = [];
+    for (let index = HV_X64_MSR_CRASH_P0; index <= HV_X64_MSR_CRASH_CTL; index++) msrs.push({ index, read: true, write: true });
+    vm.setMsrFilter(msrs);
+  } catch (e) {
+    throw failed('hv-crash: setting up the MSR filter failed', e);
+  }
+  return 'user';
 }

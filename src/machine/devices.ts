@@ -12,13 +12,35 @@ import {
   PostPort, SystemControlPortA,
 } from '../devices/legacy/legacy-ports.js';
 import { Serial8250 } from '../devices/legacy/serial-8250.js';
+import { Ib700, IB700_BASE_PORT, IB700_PORT_COUNT } from '../devices/legacy/ib700.js';
+import { Pvpanic, PVPANIC_PORT_COUNT } from '../devices/legacy/pvpanic.js';
+import { HypervCrashMsrs } from '../arch/x86/hyperv-crash.js';
 import { DeviceLock, SharedArena, SharedByteRing } from '../devices/shared-state.js';
+import type { GuestPanicInformation } from '../runstate/events.js';
+import { AcpiPm, GPE0_BLK, GPE0_BLK_LEN, PM_IO_BASE, PM_IO_LENGTH, SCI_IRQ, type SleepState } from '../devices/acpi/pm.js';
+import type { DeviceConfig } from './config.js';
 
 /** Serializable: crosses to workers in workerData. */
 export interface DevicePlan {
   readonly sab: SharedArrayBuffer;
   readonly lowRamBytes: number;
   readonly highRamBytes: number;
+  /** `-device` additions, in command-line order. */
+  readonly extra: readonly DeviceConfig[];
+  /** `-cpu host,hv-crash`: the Hyper-V crash MSRs. */
+  readonly hvCrash: boolean;
+}
+
+/**
+ * What the guest did that the machine must act on, raised from whichever thread ran the
+ * access. The vCPU thread that raised a panic or a sleep request stops after that exit and
+ * waits for the machine to decide; the others are notices.
+ */
+export interface GuestEvents {
+  panicked(info?: GuestPanicInformation): void;
+  crashLoaded(): void;
+  /** The guest wrote SLP_TYP|SLP_EN to PM1a_CNT. */
+  sleep(state: SleepState): void;
 }
 
 /** What a thread provides to its copy of the devices. */
@@ -27,6 +49,7 @@ export interface DeviceEnv {
   readonly requests: MachineRequests;
   /** Wraps the shared transmit ring into this thread's sink for COM1. */
   serialSink(ring: SharedByteRing): ByteSink;
+  readonly guest: GuestEvents;
 }
 
 export interface Devices {
@@ -37,6 +60,11 @@ export interface Devices {
   readonly com1Tx: SharedByteRing;
   readonly i8042: I8042;
   readonly rtc: CmosRtc;
+  readonly ib700: Ib700 | null;
+  /** ACPI power management: PM1 event/control, PM timer, GPE0, the SCI. */
+  readonly pm: AcpiPm;
+  /** The Hyper-V crash MSRs (user-space MSRs behind the MSR filter), with hv-crash. */
+  readonly hvCrash: HypervCrashMsrs | null;
   /** Power-on state for every device (caller holds the lock). */
   reset(): void;
 }
@@ -50,8 +78,10 @@ export const RTC_PORT = 0x70;
 export const RTC_IRQ = 8;
 const COM1_TX_RING = 64 * 1024;
 
-export function createDevicePlan(lowRamBytes: number, highRamBytes: number): DevicePlan {
-  return { sab: new SharedArrayBuffer(256 * 1024), lowRamBytes, highRamBytes };
+export function createDevicePlan(
+  lowRamBytes: number, highRamBytes: number, extra: readonly DeviceConfig[] = [], hvCrash = false,
+): DevicePlan {
+  return { sab: new SharedArrayBuffer(256 * 1024), lowRamBytes, highRamBytes, extra, hvCrash };
 }
 
 export function buildDevices(plan: DevicePlan, env: DeviceEnv): Devices {
@@ -76,12 +106,28 @@ export function buildDevices(plan: DevicePlan, env: DeviceEnv): Devices {
   pio.insert(new SystemControlPortA(arena.alloc(SystemControlPortA.STATE_BYTES), env.requests), PORT_A, 1, 'port 0x92');
   pio.insert(new Dma8237(arena.alloc(Dma8237.STATE_BYTES), { dshift: 1 }), DMA2_PORT, 0x20, 'dma2 (8237)');
   pio.insert(new PciConfigStub(arena.alloc(PciConfigStub.STATE_BYTES), env.requests), PCI_CONFIG_PORT, 8, 'pci config (no host bridge)');
+  const pm = new AcpiPm(arena.alloc(AcpiPm.STATE_BYTES), { sci: env.irq(SCI_IRQ), sleep: (state) => env.guest.sleep(state) });
+  pio.insert(pm, PM_IO_BASE, PM_IO_LENGTH, 'acpi pm (piix4)');
+  pio.insert(pm.gpe0, GPE0_BLK, GPE0_BLK_LEN, 'acpi gpe0');
+  let ib700: Ib700 | null = null;
+  for (const d of plan.extra) {
+    if (d.driver === 'pvpanic') {
+      pio.insert(new Pvpanic(env.guest), d.ioport, PVPANIC_PORT_COUNT, 'pvpanic');
+    } else {
+      ib700 = new Ib700(arena.alloc(Ib700.STATE_BYTES), { changed: () => undefined });
+      pio.insert(ib700, IB700_BASE_PORT, IB700_PORT_COUNT, 'ib700');
+    }
+  }
+  const hvCrash = plan.hvCrash
+    ? new HypervCrashMsrs(arena.alloc(HypervCrashMsrs.STATE_BYTES), { crashed: (info) => env.guest.panicked(info) })
+    : null;
   const mmio = new Bus('MMIO');
 
   return {
-    pio, mmio, lock, com1, com1Tx, i8042, rtc,
+    pio, mmio, lock, com1, com1Tx, i8042, rtc, ib700, pm, hvCrash,
     reset(): void {
       for (const bus of [pio, mmio]) for (const e of bus.entries()) e.device.reset?.();
+      hvCrash?.reset();
     },
   };
 }

@@ -12,6 +12,9 @@ import { defaultFpu, encodeKvmFpu } from '../arch/x86/fpu.js';
 import { FOUR_GIB, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR } from '../arch/x86/layout.js';
 import { bootMsrs } from '../arch/x86/msrs.js';
 import { writeMpTable } from '../arch/x86/mptable.js';
+import { FACS_FIRMWARE_WAKING_VECTOR } from '../arch/x86/acpi/facs.js';
+import { writeAcpiTables, type AcpiTablesLayout } from '../arch/x86/acpi/tables.js';
+import { realModeWakeEntry } from '../arch/x86/boot-cpu.js';
 import type { Chardev } from '../chardev/chardev.js';
 import { openChardev } from '../chardev/open.js'; 
 import { ImageError, NodevisorError } from '../errors.js';
@@ -21,8 +24,10 @@ import { loadKernel } from '../loader/load-kernel.js';
 import type { BootResult } from '../loader/boot.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { RamMapping } from '../memory/ram.js';
-import { DEFAULT_ACTIONS, resetOutcome, shutdownOutcome, withNoReboot, type ActionPolicy } from '../runstate/actions.js';
-import { timestamp, type QmpEvent, type QmpTimestamp } from '../runstate/events.js';
+import {
+  DEFAULT_ACTIONS, panicOutcome, resetOutcome, shutdownOutcome, watchdogOutcome, withNoReboot, type ActionPolicy,
+} from '../runstate/actions.js';
+import { timestamp, type GuestPanicInformation, type QmpEvent, type QmpTimestamp } from '../runstate/events.js';
 import { RunStateMachine, stateAfterReset, stateNeedsReset, type RunState } from '../runstate/run-state.js';
 import { isGuestCause, type ShutdownCause } from '../runstate/shutdown-cause.js';
 import type { FakeHypervisor } from '../testing/fake-hypervisor.js';
@@ -30,7 +35,9 @@ import { exitReasonName } from '../vcpu/exit-reason.js';
 import { exitReport } from '../vcpu/exit-report.js';
 import type { VcpuBackend, VcpuEvent, VcpuRunConfig } from '../vcpu/messages.js';
 import { VcpuThread } from '../vcpu/vcpu-thread.js';
-import { setUpAccelerator, type AcceleratorInfo } from './accelerator.js';
+import { setUpAccelerator, setUpHypervCrash, type AcceleratorInfo } from './accelerator.js';
+import { withHypervCrash } from '../arch/x86/hyperv-crash.js';
+import { monotonicMs } from '../devices/legacy/ib700.js';
 import { DEFAULT_ACCEL, type MachineConfig } from './config.js';
 import { buildDevices, createDevicePlan, type Devices } from './devices.js';
 
@@ -39,7 +46,8 @@ export type MachineStatus = RunState;
 
 /** Why a machine ended (the shutdown cause, or `fatal` for a VMM failure), and the exit status. */
 export interface MachineEnd {
-  readonly reason: ShutdownCause | 'fatal';
+  /** `watchdog`: the watchdog's `poweroff` action, which QEMU ends with exit(0) and no SHUTDOWN. */
+  readonly reason: ShutdownCause | 'fatal' | 'watchdog';
   readonly exitCode: number;
   readonly message?: string;
 }
@@ -59,6 +67,8 @@ export interface MachineEvents {
   state: [RunState, RunState];
   /** Something an operator should know (printed by the CLI as `nodevisor: warning: ...`). */
   warning: [string];
+  /** A line QEMU prints on stderr as it is (the watchdog's `debug` action). */
+  log: [string];
 }
 
 export interface MachineOptions {
@@ -142,9 +152,10 @@ export class Machine {
         vm.setGsiRouting(pcIrqRoutes());
         vm.createPit2();
       }
+      const hvCrash = config.cpu.hvCrash === true ? setUpHypervCrash(kvm, vm) : 'off';
       const runConfig: VcpuRunConfig = {
         notifyVmexit: accel.notifyVmexit, irqchip: accel.kernelIrqchip === 'on', dirtyRingEntries: accel.dirtyRingSize,
-        hvCrash: config.cpu.hvCrash ?? false,
+        hvCrash,
       };
 
       const layout = ramLayout(config.memorySize);
@@ -157,7 +168,7 @@ export class Machine {
       const serial = options.serial ?? await openChardev(config.serial);
       undo.push(() => void serial.close());
 
-      const plan = createDevicePlan(layout.lowSize, layout.highSize);
+      const plan = createDevicePlan(layout.lowSize, layout.highSize, config.devices ?? [], hvCrash === 'user');
       const supportedCpuid = kvm.supportedCpuid();
       const runSize = kvm.vcpuMmapSize();
       const vcpuFds: number[] = [];
@@ -176,7 +187,9 @@ export class Machine {
 
       const main = new Machine(config, kvm, vm, ram, layout, buildDevices(plan, {
         irq: (line) => ({ set: (level) => { if (runConfig.irqchip) vm.irqLine(line, level); } }),
-        requests: { reset: () => undefined, shutdown: () => undefined }, // host-side accesses never request these
+        // Host-side accesses never make these requests; the guest's come from vCPU threads.
+        requests: { reset: () => undefined, shutdown: () => undefined },
+        guest: { panicked: () => undefined, crashLoaded: () => undefined, sleep: () => undefined },
         // The main thread only feeds COM1's receiver; its transmitter runs in vCPU threads.
         serialSink: (ring) => ({ write: (b) => void ring.push(b) }),
       }), vcpus, vcpuFds, kernel, initrd, serial, options.actions, accelerator);
@@ -186,9 +199,11 @@ export class Machine {
       const msrs = bootMsrs();
       const fpu = encodeKvmFpu(defaultFpu());
       for (const v of vcpus) {
-        const { entries, warnings } = vcpuCpuid(supportedCpuid, {
+        const cpuid = vcpuCpuid(supportedCpuid, {
           vcpuIndex: v.index, apicId: v.index, cpus: config.cpus, features: config.cpu.features,
         });
+        const { warnings } = cpuid;
+        const entries = hvCrash !== 'off' ? withHypervCrash(cpuid.entries) : cpuid.entries;
         main.earlyWarnings.push(...warnings); // QEMU warns once per vCPU
         await v.setup({ cpuid: entries, msrs, fpu, boot: v.index === 0 ? boot.cpu : null });
       }
@@ -198,6 +213,7 @@ export class Machine {
       }
       for (const v of vcpus) v.events.on('event', (e) => main.onVcpuEvent(v.index, e));
       main.startDrain();
+      main.startWatchdog();
       serial.onInput((bytes) => main.sendSerialInput(bytes));
       return main;
     } catch (e) {
@@ -240,15 +256,20 @@ export class Machine {
     return this.vcpus.map((v) => v.threadId);
   }
 
+  /** Where the ACPI tables are (the FACS holds the guest's S3 waking vector). */
+  private acpi: AcpiTablesLayout | null = null;
+
   /** Places kernel, initrd, boot tables in RAM; returns the boot CPU's state. */
   private loadImages(): BootResult {
     const mem = this.ram.memory;
     writeMpTable(mem, this.config.cpus);
+    const pvpanic = (this.config.devices ?? []).find((d) => d.driver === 'pvpanic');
+    this.acpi = writeAcpiTables(mem, { cpus: this.config.cpus, ...(pvpanic ? { pvpanicPort: pvpanic.ioport } : {}) });
     return loadKernel({
       kernelPath: this.config.kernel, kernel: this.kernel,
       ...(this.config.initrd !== undefined && this.initrd !== undefined
         ? { initrdPath: this.config.initrd, initrd: this.initrd } : {}),
-      cmdline: this.config.append, memory: mem, layout: this.layout, e820: e820Map(this.layout), rsdpAddr: 0,
+      cmdline: this.config.append, memory: mem, layout: this.layout, e820: e820Map(this.layout), rsdpAddr: this.acpi.rsdpAddr,
     }, { decompressOnHost: (this.config.kernelDecompress ?? 'host') === 'host' });
   }
 
@@ -285,6 +306,7 @@ export class Machine {
       return;
     }
     await this.pauseVcpus();
+    this.devices.ib700?.stopClock(); // QEMU's watchdog runs on the VM clock, which stops with the VM
     this.runState.transition(state);
     this.emitQmp({ event: 'STOP' });
   }
@@ -303,6 +325,7 @@ export class Machine {
       }
       this.runState.transition('running');
       this.emitQmp({ event: 'RESUME' });
+      this.devices.ib700?.startClock();
       for (const v of this.vcpus) v.resume();
     });
   }
@@ -367,11 +390,137 @@ export class Machine {
   }
 
   /**
-   * An ACPI power-button press (QMP system_powerdown): POWERDOWN. The machine has no ACPI
-   * yet, so nothing in the guest sees the button; the event is still QEMU's.
+   * An ACPI power-button press (QMP system_powerdown, the watchdog's `shutdown`): POWERDOWN,
+   * and PWRBTN_STS with an SCI if the guest enabled it. What the guest does with it is its own
+   * business (QEMU's guests without ACPI drivers ignore it too).
    */
   powerdown(): void {
     this.emitQmp({ event: 'POWERDOWN' });
+    this.withDeviceLock(() => this.devices.pm.pressPowerButton());
+  }
+
+  /**
+   * Runs `fn` under the device lock without ever blocking the event loop (a vCPU may hold the
+   * lock while it waits for this thread to drain its serial output): retried until free.
+   */
+  private withDeviceLock(fn: () => void): void {
+    if (this.endStarted) return;
+    if (this.devices.lock.tryLock()) {
+      try {
+        fn();
+      } finally {
+        this.devices.lock.unlock();
+      }
+      return;
+    }
+    setTimeout(() => this.withDeviceLock(fn), 1);
+  }
+
+  /**
+   * QMP system_wakeup from S3: QEMU resets the machine without a RESET event and its firmware
+   * jumps to the waking vector the OS left in the FACS. nodevisor does the firmware's part:
+   * devices back to power-on with WAK_STS set, APs waiting for SIPI, the boot CPU in real mode
+   * at the vector (or, when the OS left none, booting the kernel again), then WAKEUP.
+   */
+  wakeup(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.endStarted || this.runState.state !== 'suspended') return;
+      this.devices.lock.with(() => {
+        this.devices.reset();
+        this.devices.pm.wake();
+      });
+      this.initialIrqchip.forEach((st) => this.vm.setIrqchip(st));
+      if (this.initialPit) this.vm.setPit2(this.initialPit);
+      const vector = this.acpi ? this.ram.memory.readU32(this.acpi.facsAddr + FACS_FIRMWARE_WAKING_VECTOR) : 0;
+      const boot = vector !== 0 ? realModeWakeEntry(vector) : this.loadImages().cpu;
+      for (const v of this.vcpus) await v.reset(v.index === 0 ? boot : null);
+      this.runState.transition('running');
+      for (const v of this.vcpus) v.resume();
+      this.emitQmp({ event: 'WAKEUP' });
+    });
+  }
+
+  /**
+   * The guest reported a panic (pvpanic, Hyper-V crash MSRs, KVM's crash event): QEMU 7.2's
+   * qemu_system_guest_panicked() under the -action policy. The vCPU that reported it has
+   * stopped itself; it runs on only when the action is `none`.
+   */
+  guestPanicked(info?: GuestPanicInformation): Promise<void> {
+    const outcome = panicOutcome(this.actions);
+    this.emitQmp({ event: 'GUEST_PANICKED', data: { action: outcome.event, ...(info ? { info } : {}) } });
+    if (info?.type === 'hyper-v') {
+      const args = [info.arg1, info.arg2, info.arg3, info.arg4, info.arg5].map((a) => `0x${a.toString(16)}`).join(' ');
+      this.events.emit('warning', `guest panicked: Hyper-V crash parameters (${args})`);
+    }
+    if (outcome.stop) return this.exclusive(() => this.vmStop('guest-panicked'));
+    if (outcome.shutdown) return this.requestShutdown('guest-panic', outcome.exitFailure ? 1 : 0);
+    return this.exclusive(async () => {
+      if (this.runState.state === 'running' && !this.endStarted) for (const v of this.vcpus) v.resume();
+    });
+  }
+
+  private watchdogTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Follows the ib700's shared state from the main thread: whenever its generation changes
+   * (armed, disarmed, clock stopped or started, in any thread), the one timer is set again.
+   */
+  private startWatchdog(): void {
+    const wd = this.devices.ib700;
+    if (!wd) return;
+    void (async () => {
+      while (!this.endStarted) {
+        const generation = Atomics.load(wd.generationCell, 0);
+        if (this.watchdogTimer) clearTimeout(this.watchdogTimer);
+        this.watchdogTimer = null;
+        const armed = wd.armed();
+        if (armed) {
+          this.watchdogTimer = setTimeout(() => this.watchdogExpired(armed.generation), Math.max(0, armed.deadline - monotonicMs()));
+        }
+        // A pending waitAsync does not keep the process alive; end() wakes it.
+        const w = Atomics.waitAsync(wd.generationCell, 0, generation);
+        if (w.async) await w.value;
+      }
+    })();
+  }
+
+  /** The watchdog fired: WATCHDOG with the action in force, then what it means (QEMU 7.2). */
+  private watchdogExpired(generation: number): void {
+    this.watchdogTimer = null;
+    if (this.endStarted || !this.devices.ib700?.expire(generation)) return;
+    const action = this.actions.watchdog;
+    this.emitQmp({ event: 'WATCHDOG', data: { action } });
+    const outcome = watchdogOutcome(action);
+    switch (outcome.kind) {
+      case 'reset': void this.reset(outcome.cause); break;
+      case 'powerdown': this.powerdown(); break;
+      case 'exit': void this.end({ reason: 'watchdog', exitCode: outcome.status }); break;
+      case 'stop': void this.exclusive(() => this.vmStop(outcome.state)); break;
+      case 'log': this.events.emit('log', outcome.message); break;
+      case 'nmi': this.injectNmi(); break;
+      case 'none': break;
+    }
+  }
+
+  /** ACPI sleep states the guest entered through PM1a_CNT. */
+  private guestSleep(state: 'S3' | 'S4' | 'S5'): Promise<void> {
+    if (state === 'S5') return this.requestShutdown('guest-shutdown');
+    if (state === 'S4') {
+      // QEMU: SUSPEND_DISK, then an ordinary guest shutdown (the guest saved itself to disk).
+      this.emitQmp({ event: 'SUSPEND_DISK' });
+      return this.requestShutdown('guest-shutdown');
+    }
+    return this.suspend();
+  }
+
+  /** S3: every vCPU stopped, run state `suspended`, SUSPEND (QEMU emits no STOP here). */
+  private suspend(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.endStarted || this.runState.state === 'suspended') return;
+      await this.pauseVcpus();
+      this.runState.transition('suspended');
+      this.emitQmp({ event: 'SUSPEND' });
+    });
   }
 
   /** QMP inject-nmi: an NMI to every vCPU. */
@@ -447,7 +596,12 @@ export class Machine {
       case 'request':
         if (e.kind === 'reset') void this.reset(e.reason);
         else if (e.kind === 'shutdown') void this.requestShutdown(e.reason);
-        else void this.requestShutdown('guest-panic', 1);
+        else if (e.kind === 'guest-panic') void this.guestPanicked(e.info);
+        else void this.guestSleep(e.state);
+        return;
+      case 'notice':
+        // QEMU: the crash kernel is loaded; nothing else happens.
+        this.emitQmp({ event: 'GUEST_CRASHLOADED', data: { action: 'run' } });
         return;
       case 'warning':
         if (!this.warned.has(e.key)) {
@@ -483,8 +637,10 @@ export class Machine {
     this.endStarted = true;
     await Promise.all(this.vcpus.map((v) => v.quit()));
     this.draining = false;
-    // Wake the drain loop now: a pending waitAsync does not keep the process alive.
+    // Wake the drain and watchdog loops now: a pending waitAsync does not keep the process alive.
     Atomics.notify(this.devices.com1Tx.control, 0);
+    if (this.watchdogTimer) clearTimeout(this.watchdogTimer);
+    if (this.devices.ib700) Atomics.notify(this.devices.ib700.generationCell, 0);
     await this.drainDone;
     if (this.inputTimer) clearTimeout(this.inputTimer);
     await this.serial.flush();

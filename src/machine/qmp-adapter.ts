@@ -15,7 +15,7 @@ export function qmpMachine(machine: Machine, ids: { name?: string; uuid?: string
     uuid: ids.uuid ?? NIL_UUID,
     kvm: { enabled: true, present: true },
     accel: () => qmpAccelInfo(machine.accelerator),
-    wakeupSupported: false, // no ACPI yet: nothing can put the guest to sleep
+    wakeupSupported: true, // ACPI S3 (QEMU: wake-up from suspend is enabled with ACPI)
     status(): QmpStatusInfo {
       const status = machine.status;
       return { running: status === 'running', singlestep: false, status };
@@ -35,7 +35,7 @@ export function qmpMachine(machine: Machine, ids: { name?: string; uuid?: string
     cont: () => machine.resume(),
     systemReset: () => machine.reset('host-qmp-system-reset'),
     systemPowerdown: () => machine.powerdown(),
-    systemWakeup: () => undefined,
+    systemWakeup: () => machine.wakeup(),
     // SHUTDOWN, then the reply, then the end: wait for the event, not for the end.
     quit: () => machine.requestQuit('host-qmp-quit'),
     injectNmi: () => machine.injectNmi(),

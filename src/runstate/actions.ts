@@ -155,8 +155,10 @@ export function panicOutcome(policy: ActionPolicy): PanicOutcome {
   if (policy.panic === 'pause' || (policy.panic === 'shutdown' && policy.shutdown === 'pause')) {
     return { event: 'pause', stop: true, shutdown: false, exitFailure: false };
   }
+  // No vm_stop here: QEMU 7.2 goes straight to the shutdown request (GUEST_PANICKED, SHUTDOWN;
+  // the STOP of -no-shutdown comes from the shutdown action, after SHUTDOWN).
   if (policy.panic === 'shutdown' || policy.panic === 'exit-failure') {
-    return { event: 'poweroff', stop: true, shutdown: true, exitFailure: policy.panic === 'exit-failure' };
+    return { event: 'poweroff', stop: false, shutdown: true, exitFailure: policy.panic === 'exit-failure' };
   }
   return { event: 'run', stop: false, shutdown: false, exitFailure: false };
 }

@@ -67,10 +67,12 @@ export interface FakeHostLog {
   irqchip: boolean;
   pit: boolean;
   vcpus: number;
+  /** MSRs sent to user space by the MSR filter. */
+  msrFilter: number[];
 }
 
 export class FakeHypervisor implements Hypervisor {
-  readonly log: FakeHostLog = { enabledCaps: [], irqchip: false, pit: false, vcpus: 0 };
+  readonly log: FakeHostLog = { enabledCaps: [], irqchip: false, pit: false, vcpus: 0, msrFilter: [] };
   constructor(readonly script: FakeScript) {}
 
   checkExtension(cap: KvmCapName): number {
@@ -122,6 +124,12 @@ class FakeVm implements HypervisorVm {
     return -1; // never a real fd: closing it is harmless
   }
   closeVcpu(): void {}
+  setMsrFilter(deny: ReadonlyArray<{ index: number; read: boolean; write: boolean }>): void {
+    this.host.log.msrFilter = deny.map((d) => d.index);
+  }
+  resetDirtyRings(): number {
+    return 0;
+  }
   mapRun(): bigint {
     return 0n;
   }

@@ -2,6 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
 import type { CpuidEntryData, MsrEntry } from '../kvm/structs.js';
 import type { DevicePlan } from '../machine/devices.js';
+import type { GuestPanicInformation } from '../runstate/events.js';
 import type { FakeScript } from '../testing/fake-hypervisor.js';
 import type { VcpuExit } from './exit.js';
 import type { NotifyVmexitPolicy } from './handle-exit.js';
@@ -13,8 +14,12 @@ export interface VcpuRunConfig {
   readonly irqchip: boolean;
   /** Entries in this vCPU's dirty ring (0: off). */
   readonly dirtyRingEntries: number;
-  /** `-cpu host,hv-crash`: the Hyper-V crash MSRs are handled in user space. */
-  readonly hvCrash: boolean;
+  /**
+   * `-cpu host,hv-crash`: where the Hyper-V crash MSRs live. `kvm`: KVM handles them and
+   * reports a crash as a system event (the thread then reads P0..P4); `user`: nodevisor,
+   * behind the MSR filter; `off`: not offered.
+   */
+  readonly hvCrash: 'off' | 'kvm' | 'user';
 }
 
 /** Which hypervisor the thread's vCPU lives in: KVM, or (tests only) the scripted fake. */
@@ -58,7 +63,10 @@ export type VcpuEvent =
   | { type: 'ready'; tid: number }
   | { type: 'request'; kind: 'reset'; reason: 'guest-reset' }
   | { type: 'request'; kind: 'shutdown'; reason: 'guest-shutdown' }
-  | { type: 'request'; kind: 'guest-panic' }
+  | { type: 'request'; kind: 'guest-panic'; info?: GuestPanicInformation }
+  | { type: 'request'; kind: 'sleep'; state: 'S3' | 'S4' | 'S5' }
+  /** Something the guest did that needs no decision before the vCPU runs on. */
+  | { type: 'notice'; kind: 'crash-loaded' }
   | {
     type: 'internal-error'; exit: VcpuExit; why?: string;
     regs: Regs | null; sregs: Sregs | null; code: Array<number | null> | null; codeIndex: number;

@@ -17,6 +17,7 @@ import { GuestMemory } from '../memory/guest-memory.js';
 import { viewAt } from '../kvm/libc.js';
 import { SharedByteRing } from '../devices/shared-state.js';
 import type { ByteSink } from '../devices/device.js';
+import type { GuestPanicInformation } from '../runstate/events.js';
 import * as C from './control.js';
 import { ExitDecoder, type VcpuExit } from './exit.js';
 import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './handle-exit.js';
@@ -68,11 +69,19 @@ const devices: Devices = buildDevices(data.devices, {
     reset: (reason) => { pendingRequest ??= { type: 'request', kind: 'reset', reason }; },
     shutdown: (reason) => { pendingRequest ??= { type: 'request', kind: 'shutdown', reason }; },
   },
+  guest: {
+    panicked: (info) => { pendingRequest ??= { type: 'request', kind: 'guest-panic', ...(info ? { info } : {}) }; },
+    crashLoaded: () => post({ type: 'notice', kind: 'crash-loaded' }),
+    sleep: (state) => { pendingRequest ??= { type: 'request', kind: 'sleep', state }; },
+  },
   serialSink: ringSink,
 });
 
-/** MSRs handled here: none yet beyond what the MSR filter sends (answered with #GP). */
-const userMsrs: UserMsrs = { read: () => undefined, write: () => false };
+/** MSRs the MSR filter sends here: the Hyper-V crash MSRs with hv-crash; any other gets #GP. */
+const hvCrash = data.config.hvCrash === 'user' ? devices.hvCrash : null;
+const userMsrs: UserMsrs = hvCrash
+  ? { read: (i) => hvCrash.rdmsr(i), write: (i, v) => hvCrash.wrmsr(i, v) }
+  : { read: () => undefined, write: () => false };
 
 const lock = devices.lock;
 const ctx: ExitContext = {
@@ -212,6 +221,16 @@ function reportError(exit: VcpuExit, why?: string): void {
   post({ type: 'internal-error', exit, ...(why !== undefined ? { why } : {}), regs, sregs, code, codeIndex });
 }
 
+/** KVM's own Hyper-V crash report (a CRASH system event): the parameters are in P0..P4. */
+function kvmHypervCrashInfo(): GuestPanicInformation | undefined {
+  try {
+    const [a1, a2, a3, a4, a5] = vcpu.getMsrs([0x40000100, 0x40000101, 0x40000102, 0x40000103, 0x40000104]).map((m) => m.data);
+    return { type: 'hyper-v', arg1: a1 ?? 0n, arg2: a2 ?? 0n, arg3: a3 ?? 0n, arg4: a4 ?? 0n, arg5: a5 ?? 0n };
+  } catch {
+    return undefined; // the panic is reported anyway, without its parameters
+  }
+}
+
 function onAction(action: ExitAction): void {
   switch (action.kind) {
     case 'continue':
@@ -242,7 +261,7 @@ function onAction(action: ExitAction): void {
       return;
     case 'guest-panic':
       selfPause();
-      post({ type: 'request', kind: 'guest-panic' });
+      post({ type: 'request', kind: 'guest-panic', ...(data.config.hvCrash === 'kvm' ? { info: kvmHypervCrashInfo() } : {}) });
       return;
     case 'internal-error':
       selfPause();

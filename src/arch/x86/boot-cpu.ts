@@ -74,3 +74,24 @@ export function protectedModeEntry(mem: GuestMemory, eip: number, ebx: number): 
     },
   };
 }
+
+/**
+ * The boot CPU resuming from ACPI S3 at the FACS firmware waking vector, as the BIOS hands
+ * over: real mode, CS = vector >> 4, IP = vector & 0xF, everything else as after a reset.
+ */
+export function realModeWakeEntry(wakingVector: number): BootCpuState {
+  const regs = zeroRegs();
+  regs.rip = BigInt(wakingVector & 0xf);
+  regs.rflags = 2n;
+  const selector = (wakingVector >>> 4) & 0xffff;
+  const seg = { limit: 0xffff, present: 1, dpl: 0, db: 0, s: 1, l: 0, g: 0, avl: 0, unusable: 0 };
+  const data = { ...seg, base: 0n, selector: 0, type: 3 };
+  return {
+    regs,
+    sregs: {
+      cs: { ...seg, base: BigInt(selector << 4), selector, type: 0xb },
+      ds: data, es: data, fs: data, gs: data, ss: data,
+      cr0: X86_CR0_ET, cr3: 0n, cr4: 0n, efer: 0n,
+    },
+  };
+}
