@@ -205,3 +205,67 @@ test('hv-crash on a host whose KVM emulates Hyper-V: no MSR filter, and KVM\'s c
     data: { action: 'poweroff', info: { type: 'hyper-v', arg1: 0n, arg2: 0n, arg3: 0n, arg4: 0n, arg5: 0n } },
   });
 });
+
+const AR = 4; // BUS_MCEERR_AR
+const AO = 5; // BUS_MCEERR_AO
+const mf = (recipient: string, action: string, ar: boolean, recursive: boolean): QmpEvent => ({
+  event: 'MEMORY_FAILURE', data: { recipient, action, flags: { 'action-required': ar, recursive } },
+} as QmpEvent);
+
+async function poisoned(runs: Array<FakeRun | null>, caps: FakeScript['caps']): Promise<{ events: QmpEvent[]; machine: Machine; logs: string[] }> {
+  const machine = await createMachine(
+    { kernel: guest('hello'), memorySize: 32 << 20, serial: { kind: 'null' } },
+    { fakeHypervisor: new FakeHypervisor({ vcpus: [runs], ...(caps ? { caps } : {}) }) },
+  );
+  const events: QmpEvent[] = [];
+  const logs: string[] = [];
+  machine.events.on('qmp', (e: QmpEvent) => events.push(e));
+  machine.events.on('log', (l) => logs.push(l));
+  machine.events.on('warning', (l) => logs.push(l));
+  return { events, machine, logs };
+}
+
+test('a poisoned guest page, guest without MCE enabled: MEMORY_FAILURE reset, then RESET', async () => {
+  const { events, machine, logs } = await poisoned([{ exitReason: 0, sigbus: { code: AR, gpa: 0x200000 } }], { MCE: 32 });
+  try {
+    await machine.start();
+    const deadline = Date.now() + 5000;
+    while (!events.some((e) => e.event === 'RESET') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(events.slice(1, 3), [mf('guest', 'reset', true, false), { event: 'RESET', data: { guest: true, reason: 'guest-reset' } }]);
+    assert.match(logs[0]!, /Guest MCE Memory Error at QEMU addr 0x[0-9a-f]+ and GUEST addr 0x200000 of type BUS_MCEERR_AR injected/);
+  } finally {
+    await machine.quit();
+  }
+});
+
+test('a poisoned guest page, guest with CR4.MCE: the machine check is injected; a second one while handling resets', async () => {
+  const { events, machine } = await poisoned([
+    { exitReason: 0, cr4: 1n << 6n, sigbus: { code: AR, gpa: 0x300000 } },
+    { exitReason: 0, sigbus: { code: AO, gpa: 0x301000 } },
+    { exitReason: 0, sigbus: { code: AR, gpa: 0x302000 } },
+  ], { MCE: 32 });
+  try {
+    await machine.start();
+    const deadline = Date.now() + 5000;
+    while (!events.some((e) => e.event === 'RESET') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(events.slice(1), [
+      mf('guest', 'inject', true, false),
+      // MCG_STATUS.MCIP is still set: an action-optional error is dropped, a required one resets.
+      mf('guest', 'ignore', false, true),
+      mf('guest', 'reset', true, true),
+      { event: 'RESET', data: { guest: true, reason: 'guest-reset' } },
+    ]);
+  } finally {
+    await machine.quit();
+  }
+});
+
+test('a poisoned page on a host without machine-check banks is the hypervisor\'s: MEMORY_FAILURE fatal, exit 1, no SHUTDOWN', async () => {
+  const { events, machine, logs } = await poisoned([{ exitReason: 0, sigbus: { code: AR, gpa: 0x200000 } }], undefined);
+  const end = machine.waitForEnd();
+  await machine.start();
+  const how = await end;
+  assert.deepEqual([how.reason, how.exitCode], ['fatal', 1]);
+  assert.deepEqual(events.slice(1), [mf('hypervisor', 'fatal', true, false)]);
+  assert.match(logs[0]!, /QEMU got Hardware memory error at addr 0x/);
+});

@@ -7,6 +7,7 @@
  */
 import type { CpuidEntryData, IrqRoute, MsrEntry } from '../kvm/structs.js';
 import type { KvmCapName } from '../kvm/capabilities.js';
+import type { X86Mce } from '../kvm/hwpoison.js';
 import type { Regs, Sregs } from './x86-state.js';
 
 export interface Hypervisor {
@@ -14,6 +15,8 @@ export interface Hypervisor {
   checkExtension(cap: KvmCapName): number;
   vcpuMmapSize(): number;
   supportedCpuid(): CpuidEntryData[];
+  /** KVM_X86_GET_MCE_CAP_SUPPORTED: the MCG_CAP bits KVM can emulate (0n without KVM_CAP_MCE). */
+  supportedMceCap(): bigint;
   createVm(): HypervisorVm;
   close(): void;
 }
@@ -83,4 +86,8 @@ export interface HypervisorVcpu {
   nmi(): void;
   /** The signal mask in force while inside KVM_RUN. */
   setSignalMask(sigset: Uint8Array): void;
+  /** KVM_X86_SETUP_MCE: machine-check banks (MCG_CAP); MCG_CTL and every MCi_CTL all ones. */
+  setupMce(mcgCap: bigint): void;
+  /** KVM_X86_SET_MCE: loads a bank and raises #MC (from the vCPU's thread, outside KVM_RUN). */
+  setMce(mce: X86Mce): void;
 }

@@ -36,6 +36,7 @@ export const KVM_CAP = {
   GUEST_MEMFD: 234,
   HALT_POLL: 182,
   HYPERV: 44,
+  MCE: 31,
 } as const;
 
 export type KvmCapName = keyof typeof KVM_CAP;

@@ -10,6 +10,7 @@ import { KVM_CAP, type KvmCapName } from './capabilities.js';
 import { EAGAIN, EFAULT, EHWPOISON, EINTR, errnoName } from './errno.js';
 import * as K from './ioctls.js';
 import { KvmError } from './kvm-error.js';
+import { setMce, setupMce, supportedMceCap, type X86Mce } from './hwpoison.js';
 import {
   addressOf, close, errno, ioctlPtr, ioctlVal, mmap, munmap, MAP_ANONYMOUS, MAP_SHARED, O_CLOEXEC, O_RDWR, open, PROT_READ, PROT_WRITE,
   viewAt, type Pointer,
@@ -78,6 +79,10 @@ export class Kvm implements Hypervisor {
       if (e !== 7) throw new KvmError('KVM_GET_SUPPORTED_CPUID', e);
     }
     throw new KvmError('KVM_GET_SUPPORTED_CPUID', 7);
+  }
+
+  supportedMceCap(): bigint {
+    return this.checkExtension('MCE') > 0 ? supportedMceCap(this.fd) : 0n;
   }
 
   createVm(): KvmVm {
@@ -380,6 +385,14 @@ export class KvmVcpu implements HypervisorVcpu {
 
   nmi(): void {
     ioctlInt(this.fd, K.KVM_NMI);
+  }
+
+  setupMce(mcgCap: bigint): void {
+    setupMce(this.fd, mcgCap);
+  }
+
+  setMce(mce: X86Mce): void {
+    setMce(this.fd, mce);
   }
 
   /** KVM_SET_SIGNAL_MASK: the signal mask in force while inside KVM_RUN. */

@@ -19,7 +19,9 @@ import type { Chardev } from '../chardev/chardev.js';
 import { openChardev } from '../chardev/open.js'; 
 import { ImageError, NodevisorError } from '../errors.js';
 import type { Hypervisor, HypervisorVm } from '../hypervisor/hypervisor.js';
+import { replacePages } from '../kvm/hwpoison.js';
 import { Kvm } from '../kvm/kvm.js';
+import { QEMU_MCG_CAP } from '../runstate/memory-failure.js';
 import { loadKernel } from '../loader/load-kernel.js';
 import type { BootResult } from '../loader/boot.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
@@ -197,6 +199,9 @@ export class Machine {
 
       const boot = main.loadImages();
       const msrs = bootMsrs();
+      // QEMU's machine-check banks, as far as KVM can emulate them (none without KVM_CAP_MCE).
+      const mceSupported = kvm.supportedMceCap();
+      const mcgCap = mceSupported !== 0n ? QEMU_MCG_CAP & (mceSupported | 0xffn) : null;
       const fpu = encodeKvmFpu(defaultFpu());
       for (const v of vcpus) {
         const cpuid = vcpuCpuid(supportedCpuid, {
@@ -205,7 +210,7 @@ export class Machine {
         const { warnings } = cpuid;
         const entries = hvCrash !== 'off' ? withHypervCrash(cpuid.entries) : cpuid.entries;
         main.earlyWarnings.push(...warnings); // QEMU warns once per vCPU
-        await v.setup({ cpuid: entries, msrs, fpu, boot: v.index === 0 ? boot.cpu : null });
+        await v.setup({ cpuid: entries, msrs, fpu, boot: v.index === 0 ? boot.cpu : null, mcgCap });
       }
       if (runConfig.irqchip) {
         main.initialIrqchip = [0, 1, 2].map((chip) => vm.getIrqchip(chip));
@@ -342,6 +347,7 @@ export class Machine {
       await this.pauseVcpus(); // a vCPU that asked for the reset has already paused itself
       this.emitQmp({ event: 'RESET', data: { guest: isGuestCause(cause), reason: cause } });
       this.devices.lock.with(() => this.devices.reset());
+      for (const p of this.poisonedPages.splice(0)) replacePages(p.hostAddress, p.size);
       this.initialIrqchip.forEach((st) => this.vm.setIrqchip(st));
       if (this.initialPit) this.vm.setPit2(this.initialPit);
       const boot = this.loadImages();
@@ -502,6 +508,19 @@ export class Machine {
     }
   }
 
+  /** Guest pages found poisoned: replaced with fresh ones at the next reset (QEMU does too). */
+  private readonly poisonedPages: Array<{ hostAddress: bigint; size: number }> = [];
+
+  /** A vCPU thread met a hardware memory error and applied QEMU's policy: report and follow. */
+  private onMemoryFailure(e: Extract<VcpuEvent, { type: 'memory-failure' }>): void {
+    if (e.event) this.emitQmp({ event: 'MEMORY_FAILURE', data: e.event });
+    if (e.log) this.events.emit(e.log.level === 'error' ? 'log' : 'warning', e.log.level === 'error' ? `nodevisor: ${e.log.text}` : e.log.text);
+    if (e.poisonedPage) this.poisonedPages.push(e.poisonedPage);
+    if (e.next === 'reset') void this.reset('guest-reset');
+    // QEMU exits at once, without SHUTDOWN: its own memory is gone.
+    else if (e.next === 'exit') void this.end({ reason: 'fatal', exitCode: 1, message: 'hardware memory error in nodevisor\'s own memory' });
+  }
+
   /** ACPI sleep states the guest entered through PM1a_CNT. */
   private guestSleep(state: 'S3' | 'S4' | 'S5'): Promise<void> {
     if (state === 'S5') return this.requestShutdown('guest-shutdown');
@@ -598,6 +617,9 @@ export class Machine {
         else if (e.kind === 'shutdown') void this.requestShutdown(e.reason);
         else if (e.kind === 'guest-panic') void this.guestPanicked(e.info);
         else void this.guestSleep(e.state);
+        return;
+      case 'memory-failure':
+        this.onMemoryFailure(e);
         return;
       case 'notice':
         // QEMU: the crash kernel is loaded; nothing else happens.

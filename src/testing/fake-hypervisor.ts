@@ -11,6 +11,7 @@ import { zeroRegs, type Regs, type Sregs } from '../hypervisor/x86-state.js';
 import { PVM_SUPPORTED_CPUID } from '../arch/x86/fixtures/pvm-supported-cpuid.js';
 import type { KvmCapName } from '../kvm/capabilities.js';
 import { EFAULT } from '../kvm/errno.js';
+import { queueSigbusToSelf, type X86Mce } from '../kvm/hwpoison.js';
 import { KvmError } from '../kvm/kvm-error.js';
 import { KVM_LAPIC_STATE_SIZE, KVM_RUN, type CpuidEntryData, type IrqRoute, type MsrEntry } from '../kvm/structs.js';
 import { decodeSregs } from '../kvm/structs.js';
@@ -24,6 +25,13 @@ export interface FakeRun {
   readonly errno?: number;
   /** Bytes placed at the run page's I/O data area (for KVM_EXIT_IO). */
   readonly ioData?: readonly number[];
+  /**
+   * Instead of an exit, what KVM does when the guest touches a poisoned page: SIGBUS (this
+   * si_code) queued to the vCPU thread for the page at `gpa`, and KVM_RUN returns EINTR.
+   */
+  readonly sigbus?: { readonly code: number; readonly gpa: number };
+  /** The guest set CR4 to this before the run (to enable MCE, say). */
+  readonly cr4?: bigint;
 }
 
 /** Per vCPU index, the runs in order; `null` is a run that only waits (a halted guest). */
@@ -85,6 +93,9 @@ export class FakeHypervisor implements Hypervisor {
   supportedCpuid(): CpuidEntryData[] {
     return PVM_SUPPORTED_CPUID.map((e) => ({ ...e }));
   }
+  supportedMceCap(): bigint {
+    return this.script.caps?.MCE ? 0x1000100n | BigInt(this.script.caps.MCE) : 0n;
+  }
   createVm(): HypervisorVm {
     return new FakeVm(this);
   }
@@ -144,13 +155,24 @@ export class FakeVcpu implements HypervisorVcpu {
   private regs: Regs = zeroRegs();
   private sregs: Sregs = decodeSregs(new Uint8Array(312));
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
+  private readonly msrs = new Map<number, bigint>();
+  /** Machine checks raised with setMce, in order. */
+  readonly mces: X86Mce[] = [];
 
-  constructor(private readonly script: ReadonlyArray<FakeRun | null>) {}
+  constructor(
+    private readonly script: ReadonlyArray<FakeRun | null>,
+    private readonly hostAddressOf: (gpa: number) => bigint,
+  ) {}
 
   runOnce(): RunResult {
     const step = this.script[this.runs++];
     if (!step) {
       Atomics.wait(this.sleeper, 0, 0, 2); // a halted guest: nothing happens for a while
+      return 'interrupted';
+    }
+    if (step.cr4 !== undefined) this.sregs.cr4 = step.cr4;
+    if (step.sigbus) {
+      queueSigbusToSelf(step.sigbus.code, this.hostAddressOf(step.sigbus.gpa));
       return 'interrupted';
     }
     this.runBytes.fill(0, 0, KVM_RUN.exit + 256);
@@ -183,9 +205,22 @@ export class FakeVcpu implements HypervisorVcpu {
   }
   setCpuid(): void {}
   getMsrs(indices: readonly number[]): MsrEntry[] {
-    return indices.map((index) => ({ index, data: 0n }));
+    return indices.map((index) => ({ index, data: this.msrs.get(index) ?? 0n }));
   }
-  setMsrs(): void {}
+  setMsrs(entries: readonly MsrEntry[]): void {
+    for (const e of entries) this.msrs.set(e.index, e.data);
+  }
+  /** As KVM_X86_SETUP_MCE: MCG_CAP, and reporting enabled in MCG_CTL and every bank. */
+  setupMce(mcgCap: bigint): void {
+    const ones = 0xffffffffffffffffn;
+    this.msrs.set(0x179, mcgCap);
+    this.msrs.set(0x17b, ones);
+    for (let bank = 0; bank < Number(mcgCap & 0xffn); bank++) this.msrs.set(0x400 + 4 * bank, ones);
+  }
+  setMce(mce: X86Mce): void {
+    this.mces.push(mce);
+    this.msrs.set(0x17a, mce.mcgStatus);
+  }
   setFpu(): void {}
   getLapic(): Uint8Array {
     return new Uint8Array(KVM_LAPIC_STATE_SIZE);

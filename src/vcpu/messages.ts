@@ -3,6 +3,7 @@ import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
 import type { CpuidEntryData, MsrEntry } from '../kvm/structs.js';
 import type { DevicePlan } from '../machine/devices.js';
 import type { GuestPanicInformation } from '../runstate/events.js';
+import type { MemoryFailureEventData } from '../runstate/memory-failure.js';
 import type { FakeScript } from '../testing/fake-hypervisor.js';
 import type { VcpuExit } from './exit.js';
 import type { NotifyVmexitPolicy } from './handle-exit.js';
@@ -47,6 +48,8 @@ export interface VcpuSetup {
   readonly fpu: Uint8Array;
   /** The boot CPU's entry state; null for APs (they wait for INIT/SIPI). */
   readonly boot: BootCpuState | null;
+  /** Machine-check banks (KVM_X86_SETUP_MCE's MCG_CAP), or null when the host has none. */
+  readonly mcgCap: bigint | null;
 }
 
 export type VcpuCommand =
@@ -70,6 +73,15 @@ export type VcpuEvent =
   | {
     type: 'internal-error'; exit: VcpuExit; why?: string;
     regs: Regs | null; sregs: Sregs | null; code: Array<number | null> | null; codeIndex: number;
+  }
+  /**
+   * A hardware memory error this vCPU's thread was told about (SIGBUS), as decided by QEMU's
+   * policy: the event to emit first, the log line, and what the machine does next (the
+   * thread has already injected a machine check when that was the decision).
+   */
+  | {
+    type: 'memory-failure'; event: MemoryFailureEventData | null; log: { level: 'error' | 'warning'; text: string } | null;
+    next: 'continue' | 'reset' | 'exit'; poisonedPage: { hostAddress: bigint; size: number } | null;
   }
   /** Something the operator should know, once per key (QEMU's warn_report_once). */
   | { type: 'warning'; key: string; message: string }

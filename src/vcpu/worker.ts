@@ -10,6 +10,11 @@ import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
 import { zeroRegs } from '../hypervisor/x86-state.js';
 import type { HypervisorVcpu } from '../hypervisor/hypervisor.js';
 import { DirtyRing } from '../kvm/dirty-ring.js';
+import { blockSigbus, takeSigbus } from '../kvm/hwpoison.js';
+import { describeSiginfo, memoryErrorOf, type SigInfo } from '../kvm/siginfo.js';
+import {
+  decideMemoryFailure, MCG_SER_P, MSR_MCE_BANK_CTL, MSR_MCG_CAP, MSR_MCG_CTL, MSR_MCG_STATUS, vcpuMceState,
+} from '../runstate/memory-failure.js';
 import { KvmVcpu, KvmVm, KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED } from '../kvm/kvm.js';
 import { gettid, pthreadSigmask, SIG_BLOCK, sigset, sigtimedwait } from '../kvm/libc.js';
 import { buildDevices, type Devices } from '../machine/devices.js';
@@ -24,6 +29,19 @@ import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './
 import type { VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
 
 const data = workerData as VcpuWorkerData;
+
+/** Host address of a guest-physical address (the fake hypervisor poisons pages by gpa). */
+function hostAddressOf(gpa: number): bigint {
+  const r = data.ram.find((x) => gpa >= x.gpa && gpa < x.gpa + x.size);
+  if (!r) throw new RangeError(`gpa 0x${gpa.toString(16)} is not RAM`);
+  return r.hostAddress + BigInt(gpa - r.gpa);
+}
+
+/** Guest-physical address of a host address inside guest RAM, or null (the VMM's own memory). */
+function gpaOf(hostAddress: bigint): bigint | null {
+  const r = data.ram.find((x) => hostAddress >= x.hostAddress && hostAddress < x.hostAddress + BigInt(x.size));
+  return r ? BigInt(r.gpa) + (hostAddress - r.hostAddress) : null;
+}
 const ctl = new Int32Array(data.control);
 const port: MessagePort = data.port;
 const vm = new KvmVm(data.vmFd);
@@ -31,7 +49,7 @@ const real = data.backend.kind === 'kvm';
 // The fake hypervisor (tests only) is loaded only when asked for.
 const vcpu: HypervisorVcpu = data.backend.kind === 'kvm'
   ? new KvmVcpu(data.vcpuFd, data.runAddress, data.runSize)
-  : new (await import('../testing/fake-hypervisor.js')).FakeVcpu(data.backend.script.vcpus[data.index] ?? []);
+  : new (await import('../testing/fake-hypervisor.js')).FakeVcpu(data.backend.script.vcpus[data.index] ?? [], hostAddressOf);
 const dirtyRing = real && data.config.dirtyRingEntries > 0 ? new DirtyRing(data.vcpuFd, data.config.dirtyRingEntries) : null;
 const decoder = new ExitDecoder(vcpu.run, vcpu.runBytes);
 const memory = new GuestMemory(data.ram.map((r) => ({ ...r, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)) })));
@@ -110,6 +128,9 @@ function powerOn(boot: BootCpuState | null): void {
   vcpu.setRegs(boot?.regs ?? zeroRegs());
   vcpu.setFpu(setup.fpu);
   vcpu.setMsrs(setup.msrs);
+  // A machine check still being handled must not survive a reset (it would make the next
+  // memory error "recursive").
+  if (setup.mcgCap !== null) vcpu.setMsrs([{ index: MSR_MCG_STATUS, data: 0n }]);
   if (resetLapic.length > 0) vcpu.setLapic(resetLapic);
   if (resetEvents) vcpu.setVcpuEvents(resetEvents);
   if (resetXcrs) vcpu.setXcrs(resetXcrs);
@@ -123,6 +144,7 @@ function serve(cmd: VcpuCommand): VcpuReply {
       case 'setup': {
         setup = cmd.setup;
         vcpu.setCpuid(setup.cpuid);
+        if (setup.mcgCap !== null) vcpu.setupMce(setup.mcgCap);
         resetSregs = vcpu.getSregs();
         // Without an in-kernel irqchip there is no LAPIC to program.
         resetLapic = data.config.irqchip ? setLapicLint(vcpu.getLapic()) : new Uint8Array(0);
@@ -152,6 +174,42 @@ function serveCommands(): void {
 function drainKicks(): void {
   while (sigtimedwait(kickSet, null, zeroTimeout) > 0) Atomics.add(ctl, C.KICKS, 1);
   deliverNmi();
+  for (let info = takeSigbus(); info !== null; info = takeSigbus()) onSigbus(info);
+}
+
+/**
+ * A SIGBUS for this thread: KVM found the guest's page hardware-poisoned (BUS_MCEERR_AR), or
+ * the kernel warned about one early (AO). QEMU's kvm_arch_on_sigbus_vcpu decides; the event
+ * goes to the machine before anything happens, so it precedes any RESET.
+ */
+function onSigbus(info: SigInfo): void {
+  const err = memoryErrorOf(info);
+  if (err === null) {
+    selfPause();
+    post({ type: 'fatal', message: `unexpected ${describeSiginfo(info)}` });
+    return;
+  }
+  const guestAddress = gpaOf(err.hostAddress);
+  const mcgCap = setup?.mcgCap ?? null;
+  let state = { guestMceEnabled: false, recursive: false };
+  try {
+    const [cap, status, ctl0, bank] = vcpu.getMsrs([MSR_MCG_CAP, MSR_MCG_STATUS, MSR_MCG_CTL, MSR_MCE_BANK_CTL]).map((m) => m.data);
+    state = vcpuMceState({ cr4: vcpu.getSregs().cr4, mcgCap: cap ?? 0n, mcgStatus: status ?? 0n, mcgCtl: ctl0 ?? 0n, bankCtl: bank ?? 0n });
+  } catch {
+    // Without machine-check MSRs the guest cannot take #MC: the defaults say so.
+  }
+  const decision = decideMemoryFailure({
+    ...state, owner: guestAddress === null ? 'hypervisor' : 'guest', actionRequired: err.actionRequired,
+    mcaRecovery: mcgCap !== null && (mcgCap & MCG_SER_P) !== 0n, hostAddress: err.hostAddress,
+    ...(guestAddress !== null ? { guestAddress } : {}),
+  });
+  const next = decision.next.kind === 'inject' ? 'continue' : decision.next.kind;
+  if (next !== 'continue') selfPause();
+  post({
+    type: 'memory-failure', event: decision.event, log: decision.log, next,
+    poisonedPage: decision.trackPage ? { hostAddress: err.hostAddress, size: err.size } : null,
+  });
+  if (decision.next.kind === 'inject') vcpu.setMce(decision.next.mce);
 }
 
 /** An NMI the main thread queued (QMP inject-nmi): KVM_NMI from this, the vCPU's thread. */
@@ -277,6 +335,9 @@ function onAction(action: ExitAction): void {
 function main(): void {
   const blocked = pthreadSigmask(SIG_BLOCK, kickSet, null);
   if (blocked !== 0) throw new Error('pthread_sigmask failed');
+  // KVM's SIGBUS for a poisoned guest page, like a kick, is taken only inside KVM_RUN (which
+  // then returns EINTR) and collected with sigtimedwait: never Node's default (death).
+  blockSigbus();
   vcpu.setSignalMask(sigset()); // inside KVM_RUN nothing is blocked: a kick interrupts it
   Atomics.store(ctl, C.TID, gettid());
   post({ type: 'ready', tid: gettid() });
