@@ -212,3 +212,44 @@ test('acpi: the guest finds RSDP, XSDT, FADT, DSDT and MADT the way an OS does, 
   assert.deepEqual(r.events, ['RESUME', 'SHUTDOWN {"guest":true,"reason":"guest-shutdown"}']);
   assert.deepEqual([end.reason, end.exitCode], ['guest-shutdown', 0]);
 });
+
+test('reset semantics: a guest booted twice in one process sees the same machine both times', async () => {
+  // -no-shutdown keeps the machine after S5; system_reset then boots the guest again.
+  const r = await run('acpi', PVPANIC, withNoShutdown({ ...DEFAULT_ACTIONS }));
+  try {
+    await r.machine.start();
+    await r.until(() => r.machine.status === 'shutdown', 'the first S5');
+    r.machine.powerdown(); // latches PWRBTN_STS: the reset must clear it
+    const first = r.serial();
+    await r.machine.reset('host-qmp-system-reset');
+    assert.equal(r.machine.status, 'prelaunch', 'a reset from shutdown waits for cont, as in QEMU');
+    await r.machine.resume();
+    await r.until(() => r.serial().length === 2 * first.length && r.events.filter((e) => e.startsWith('SHUTDOWN')).length === 2, 'the second S5');
+    assert.equal(r.serial(), first + first, 'the second boot prints exactly what the first did');
+    assert.deepEqual(r.events, [
+      'RESUME', 'SHUTDOWN {"guest":true,"reason":"guest-shutdown"}', 'STOP', 'POWERDOWN',
+      'RESET {"guest":false,"reason":"host-qmp-system-reset"}', 'RESUME', 'SHUTDOWN {"guest":true,"reason":"guest-shutdown"}', 'STOP',
+    ]);
+  } finally {
+    await r.machine.quit();
+  }
+});
+
+test('ACPI S3: SUSPEND, system_wakeup resumes at the FACS waking vector (WAKEUP, WAK_STS), power button, S4', async () => {
+  const r = await run('acpi-sleep', [], {});
+  const end = r.machine.waitForEnd();
+  await r.machine.start();
+  await r.until(() => r.machine.status === 'suspended', 'suspended');
+  assert.deepEqual(r.events, ['RESUME', 'SUSPEND']);
+  await r.machine.wakeup();
+  await r.until(() => r.serial().includes('sleep: waiting for the power button\n'), 'the guest to wait for the button');
+  r.machine.powerdown();
+  const how = await end;
+  assert.equal(r.serial(), [
+    'sleep: entering S3', 'sleep: woke', 'sleep: WAK_STS 1', 'sleep: waiting for the power button', 'sleep: power button',
+    'sleep: entering S4', '',
+  ].join('\n'));
+  // QEMU 7.2 on the same guest: SUSPEND, WAKEUP, POWERDOWN, SUSPEND_DISK, SHUTDOWN, exit 0.
+  assert.deepEqual(r.events, ['RESUME', 'SUSPEND', 'WAKEUP', 'POWERDOWN', 'SUSPEND_DISK', 'SHUTDOWN {"guest":true,"reason":"guest-shutdown"}']);
+  assert.deepEqual([how.reason, how.exitCode], ['guest-shutdown', 0]);
+});

@@ -21,6 +21,7 @@ export const GUESTS: Readonly<Record<string, GuestFormat>> = {
   hlt: 'pvh-elf',
   spin: 'pvh-elf',
   acpi: 'pvh-elf',
+  'acpi-sleep': 'pvh-elf',
   pvpanic: 'pvh-elf',
   watchdog: 'pvh-elf',
   hvcrash: 'pvh-elf',
