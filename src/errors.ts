@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'ERR_BAD_MEMORY_SIZE'
   | 'ERR_BUS_OVERLAP'
   | 'ERR_BAD_STATE'
-  | 'ERR_GUEST_MEMORY';
+  | 'ERR_GUEST_MEMORY'
+  /** An -accel property the host or nodevisor cannot honour (QEMU reports it at the -accel option). */
+  | 'ERR_ACCEL';
 
 export class NodevisorError extends Error {
   readonly code: ErrorCode;

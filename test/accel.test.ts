@@ -11,6 +11,7 @@ import { QmpDispatcher } from '../src/qmp/dispatcher.js';
 import { QmpSession } from '../src/qmp/session.js';
 import { play } from '../src/qmp/transcript.js';
 import { guest } from '../src/testing/kvm-guests.js';
+import { QEMU, runNodevisor, runProgram } from '../src/testing/run-cli.js';
 
 const VERSION = { qemu: { major: 7, minor: 2, micro: 0 }, package: 'nodevisor-test' };
 
@@ -43,4 +44,16 @@ test('x-query-accel reports the properties in force and the host capabilities th
   } finally {
     await m.quit();
   }
+});
+
+test('a dirty ring larger than the host allows: QEMU 7.2\'s two lines at the -accel option, exit 1', async () => {
+  const kvm = Kvm.open();
+  const max = Math.floor(kvm.checkExtension('DIRTY_LOG_RING') / 16);
+  kvm.close();
+  assert.ok(max > 0, 'this test needs a host with KVM_CAP_DIRTY_LOG_RING');
+  const args = ['-M', 'pc', '-kernel', guest('hello'), '-display', 'none', '-accel', `kvm,dirty-ring-size=${max * 2}`];
+  const [ours, qemu] = await Promise.all([runNodevisor(args, { timeoutMs: 30_000 }), runProgram(QEMU, args, { timeoutMs: 30_000 })]);
+  assert.equal(ours.code, 1);
+  assert.equal(ours.code, qemu.code);
+  assert.equal(ours.stderr.replaceAll('nodevisor:', 'qemu-system-x86_64:'), qemu.stderr);
 });

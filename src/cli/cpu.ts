@@ -2,7 +2,9 @@
  * `-cpu MODEL[,+feat][,-feat][,feat=on|off][,feat]`, as QEMU 7.2 reads an x86 CPU string
  * (x86_cpu_parse_featurestr): no `,,` escape; `feat` alone means on; `_` in a `feat=` name is
  * `-`; and the legacy `+feat`/`-feat` win over `feat=`, with `-feat` winning over `+feat`.
- * Feature names are not checked here: that needs the CPUID table.
+ * Feature names are not checked here: that needs the CPUID table. `hv-crash` is taken out:
+ * in QEMU it is a property of the CPU, not a CPUID feature bit (the crash MSRs a guest reports
+ * a panic through), so it goes to CpuConfig.hvCrash.
  */
 import type { CpuConfig } from '../machine/config.js';
 import { OptsSyntaxError } from './opts-error.js';
@@ -13,6 +15,9 @@ import { isHelpOption, parseBool } from './qemu-opts.js';
  * does, so both mean the same here.
  */
 const MODELS: ReadonlySet<string> = new Set(['host', 'max']);
+
+/** The Hyper-V crash MSRs: a CPU property in QEMU (exactly this name, also after `+`/`-`). */
+const HV_CRASH = 'hv-crash';
 
 export type CpuOption = { kind: 'help' } | { kind: 'cpu'; cpu: CpuConfig; warnings: string[] };
 
@@ -61,12 +66,15 @@ export function parseCpuOption(text: string): CpuOption {
     warnings.push("warning: Compatibility of ambiguous CPU model strings won't be kept on future QEMU versions");
   }
   // In order, so that applying the list front to back (last wins) gives QEMU's precedence.
-  const features = [
+  const edits = [
     ...assigned,
     ...plus.map((name) => ({ name, enabled: true })),
     ...minus.map((name) => ({ name, enabled: false })),
   ];
-  return { kind: 'cpu', cpu: { model: 'host', features }, warnings };
+  const cpu: CpuConfig = { model: 'host', features: edits.filter((f) => f.name !== HV_CRASH) };
+  const hvCrash = edits.findLast((f) => f.name === HV_CRASH);
+  if (hvCrash !== undefined) cpu.hvCrash = hvCrash.enabled;
+  return { kind: 'cpu', cpu, warnings };
 }
 
 export function cpuHelpText(): string {

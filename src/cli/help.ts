@@ -24,11 +24,19 @@ Standard options:
                 selects emulated machine ('-machine help' for list)
                 only 'pc' exists (the default)
                 property accel=kvm selects the accelerator
+                kernel-irqchip=on|off|split sets the accelerator's kernel-irqchip
 -M              same as -machine
 -cpu cpu[,+feature|-feature|feature=on|off][,...]
                 select CPU ('-cpu help' for list): 'host' (default) or 'max'
+                hv-crash[=on|off] gives the guest Hyper-V's crash MSRs to report a panic
 -accel [accel=]kvm[,prop[=value][,...]]
-                select accelerator: only kvm ('-accel help' for list)
+                select accelerator: only kvm ('-accel help' for list,
+                '-accel kvm,help' for its properties and this host's capabilities)
+                kernel-irqchip=on|off|split where the interrupt controllers are (default=on)
+                dirty-ring-size=n (entries in each vCPU's dirty ring, a power of two; default 0)
+                notify-vmexit=run|internal-error|disable,notify-window=n (what a notify VM exit
+                does, and the cycles without an interrupt window that cause one)
+                introspection=id (the -object introspection that inspects the guest)
 -enable-kvm     same as -machine accel=kvm
 -smp [[cpus=]n][,maxcpus=maxcpus][,sockets=sockets][,dies=dies][,cores=cores][,threads=threads]
                 set the number of CPUs to 'n' [default=1]; at most 255
@@ -38,6 +46,9 @@ Standard options:
                 suffixes k, M, G, T, P, E are powers of 1024 (as in 2G or 1.5G)
 -name [guest=]name[,process=name][,debug-threads=on|off]
                 name of the guest
+-device driver[,prop[=value][,...]]
+                add device: pvpanic[,ioport=port] (default port 0x505) or ib700
+                ('-device help' lists the drivers, '-device driver,help' a driver's properties)
 -uuid %08x-%04x-%04x-%04x-%012x
                 specify machine UUID
 
@@ -58,7 +69,9 @@ Character device options:
                 default: stdio (mon:stdio with -nographic; none with -qmp stdio)
 -chardev socket,id=id,path=path[,server=on|off][,wait=on|off][,reconnect=seconds]
 -chardev socket,id=id[,host=host],port=port[,server=on|off][,wait=on|off][,reconnect=seconds]
-                a socket, for -mon; one that no -mon uses is accepted and left closed
+                a socket: a server (server=on,wait=off) for -mon, or a client
+                (server=off) for -object introspection; one that nothing uses is
+                accepted and left closed
 -mon [chardev=]name[,mode=control][,pretty=on|off]
                 QMP on chardev 'name', which must be server=on,wait=off
                 (the human monitor, mode=readline, is not supported)
@@ -79,6 +92,16 @@ Debug/Expert options:
                 action when watchdog fires [default=reset]
 -watchdog-action reset|shutdown|poweroff|inject-nmi|pause|debug|none
                 same as -action watchdog=...
+
+Generic object creation:
+-object secret,id=id,data=string|file=path[,format=raw|base64]
+                a secret, such as the key of an introspection tool
+-object introspection,id=id,chardev=id[,key=secret-id][,handshake-timeout=seconds]
+        [,unhook-timeout=seconds][,dialect=v7|rfc-v5]
+                the introspection tool nodevisor connects to through the chardev
+                (a -chardev socket,path=...,server=off); -accel kvm,introspection=id
+                puts it to work
+                ('-object help' lists the types, '-object type,help' a type's properties)
 
 When using -nographic, press 'ctrl-a h' to get some help.
 `;

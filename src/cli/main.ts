@@ -11,7 +11,9 @@ import { qmpMachine } from '../machine/qmp-adapter.js';
 import { machineCommands } from '../qmp/commands-machine.js';
 import { nodevisorQmpVersion } from '../qmp/commands-core.js';
 import { QmpServer } from '../qmp/server.js';
+import { hostCapabilityLines } from './accel-report.js';
 import { parseArgs, type ParsedCommand } from './parse-args.js';
+import { loadSecretFiles } from './secret-file.js';
 
 const PROGRAM = 'nodevisor';
 
@@ -32,17 +34,31 @@ async function run(argv: readonly string[]): Promise<number> {
   }
   switch (parsed.kind) {
     case 'help':
-      process.stdout.write(parsed.text);
+      (parsed.stream === 'stderr' ? process.stderr : process.stdout).write(parsed.text);
       return parsed.exitStatus;
     case 'version':
     case 'accel-help':
       process.stdout.write(parsed.text);
+      return 0;
+    case 'accel-props-help':
+      // QEMU 7.2 has no such list (it refuses `-accel kvm,help`); a help text exits 0.
+      process.stdout.write(`${parsed.text}\n${hostCapabilityLines().join('\n')}\n`);
       return 0;
     case 'run':
       break;
   }
   const { config, options } = parsed;
   for (const w of options.warnings) process.stderr.write(`${w}\n`);
+  try {
+    // The parser reads no files: `-object secret,file=` is read here, before the machine.
+    loadSecretFiles(config, options.secretFiles, options.introspectionKeyFile);
+  } catch (e) {
+    if (e instanceof OptionError) {
+      process.stderr.write(`${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
 
   let machine: Machine | undefined;
   let serial: Chardev;
@@ -64,7 +80,9 @@ async function run(argv: readonly string[]): Promise<number> {
   } catch (e) {
     await serial.close();
     if (e instanceof NodevisorError) {
-      say(e.message);
+      // QEMU places accelerator errors at the -accel option, on every line.
+      const loc = e.code === 'ERR_ACCEL' && options.accelLoc !== undefined ? `${options.accelLoc}: ` : '';
+      for (const line of e.message.split('\n')) say(`${loc}${line}`);
       return 1;
     }
     throw e;
@@ -72,9 +90,10 @@ async function run(argv: readonly string[]): Promise<number> {
   const m = machine;
   m.events.on('warning', (w) => say(`warning: ${w}`));
   m.events.on('internal-error', ({ report }) => process.stderr.write(`${report}\n`));
+  m.events.on('log', (line) => process.stderr.write(`${line}\n`));
 
   const qmp = new QmpServer({
-    commands: machineCommands(qmpMachine(m, { name: config.name, uuid: options.uuid }), nodevisorQmpVersion()),
+    commands: machineCommands(qmpMachine(m, { name: config.name, uuid: config.uuid }), nodevisorQmpVersion()),
     log: (line) => say(line),
   });
   m.events.on('qmp', (event, ts) => qmp.broadcast(event, ts));

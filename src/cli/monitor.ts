@@ -5,11 +5,14 @@
  * is attached to its chardev (attachMonitors). nodevisor's only chardev backend here is a
  * listening socket, QEMU's `socket` (and `stdio` through `-qmp stdio`); its only monitor is QMP
  * (`mode=control`) on a socket that does not wait for its first client (`server=on,wait=off`).
+ * A client socket (`server=off`) is for an `-object introspection`, which introspection.ts
+ * resolves; one that nothing uses is accepted and left closed.
  *
  * Errors are OptsSyntaxErrors carrying QEMU's message; parse-args places them.
  */
 import type { ListenSpec } from '../qmp/server.js';
 import { OptsSyntaxError } from './opts-error.js';
+import { checkId, firstId } from './qemu-id.js';
 import { isHelpOption, parseBool, parseQemuOpts, type OptsDesc, type ParsedOpts } from './qemu-opts.js';
 
 /** QEMU 7.2's `-chardev` keys and their types (`-chardev socket,help`), `id` aside. */
@@ -115,45 +118,20 @@ export interface PendingMonitor {
   loc: string;
 }
 
-/** QemuOpts' id, which is the first `id=` item, not the last. */
-function firstId(text: string): string | undefined {
-  let i = 0;
-  while (i < text.length) {
-    let item = '';
-    while (i < text.length) {
-      if (text[i] === ',') {
-        if (text[i + 1] !== ',') break;
-        i++;
-      }
-      item += text[i];
-      i++;
-    }
-    i++;
-    if (item.startsWith('id=')) return item.slice(3);
-  }
-  return undefined;
-}
-
-const ID_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]*$/;
-
 export type ChardevOption =
   | { kind: 'chardev'; chardev: PendingChardev }
   | { kind: 'help'; text: string; exitStatus: 0 | 1 };
 
 /** `-chardev BACKEND,id=ID,...` as read; `warnings` gets QEMU's short-form warnings. */
 export function parseChardevOption(text: string, loc: string, warnings: string[]): ChardevOption {
+  // QEMU checks the id before it reads the other items.
+  const id = firstId(text);
+  checkId(id);
   const r: ParsedOpts = parseQemuOpts(text, 'backend', { ...CHARDEV_DESC, id: 'string' }, warnings);
   if (r.help) return { kind: 'help', text: chardevOptionsHelp(), exitStatus: 1 };
   const backend = r.values.get('backend');
   if (backend !== undefined && isHelpOption(backend)) {
     return { kind: 'help', text: 'Available chardev backend types: \n  socket\n', exitStatus: 0 };
-  }
-  const id = firstId(text);
-  if (id !== undefined && !ID_PATTERN.test(id)) {
-    // The second line is a hint: QEMU prints it without the location.
-    throw new OptsSyntaxError(
-      "Parameter 'id' expects an identifier\nIdentifiers consist of letters, digits, '-', '.', '_', starting with a letter.",
-    );
   }
   r.values.delete('id');
   return { kind: 'chardev', chardev: { id, values: r.values, loc, compat: false } };
@@ -272,6 +250,11 @@ export function createChardev(p: PendingChardev): CreatedChardev {
     throw new OptsSyntaxError("None or one of 'path', 'fd' or 'host' option required.");
   }
   if (host !== undefined && port === undefined) throw new OptsSyntaxError('chardev: socket: no port given');
+  // QEMU refuses `wait` on a client socket; `-qmp`'s legacy chardevs get nodevisor's
+  // "only server=on" later instead, which says more there.
+  if (!server && waitText !== undefined && !p.compat) {
+    throw new OptsSyntaxError("'wait' option is incompatible with socket in client connect mode");
+  }
   if (path === undefined && port === undefined) throw new OptsSyntaxError('Unable to parse FD number ');
   if (server && reconnect !== undefined) {
     throw new OptsSyntaxError("'reconnect' option is incompatible with socket in server listen mode");
@@ -310,13 +293,15 @@ export function chardevInfo(c: CreatedChardev): ChardevInfo {
 /**
  * Attaches each monitor to its chardev, in order, and returns the QMP listeners. Each error is
  * thrown with the location it belongs to (the monitor's, or the chardev's for server/wait).
+ * `taken`: chardevs another frontend (an `-object introspection`) already uses.
  */
 export function attachMonitors(
   monitors: readonly PendingMonitor[],
   chardevs: readonly CreatedChardev[],
+  taken: ReadonlySet<string> = new Set(),
 ): ListenSpec[] {
   const byId = new Map(chardevs.map((c) => [c.pending.id ?? '', c]));
-  const used = new Set<string>();
+  const used = new Set<string>(taken);
   const specs: ListenSpec[] = [];
   for (const m of monitors) {
     const fail = (loc: string, message: string): never => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { OptionError } from '../errors.js';
-import { DEFAULT_MEMORY_SIZE } from '../machine/config.js';
+import { DEFAULT_ACCEL, DEFAULT_MEMORY_SIZE } from '../machine/config.js';
 import { parseArgs, type ParsedCommand, type RunOptions } from './parse-args.js';
 
 const MiB = 1024 * 1024;
@@ -23,11 +23,12 @@ test('the demo command line', () => {
     append: '',
     serial: { kind: 'stdio' },
     noReboot: false,
+    accel: DEFAULT_ACCEL,
+    devices: [],
   });
   const expected: RunOptions = {
     nographic: true,
     display: 'none',
-    accel: {},
     machine: { type: 'pc', props: {} },
     topology: { cpus: 2, maxCpus: 2, sockets: 1, dies: 1, cores: 2, threads: 1 },
     serialMux: true,
@@ -38,6 +39,7 @@ test('the demo command line', () => {
     actions: { reboot: 'reset', shutdown: 'poweroff', panic: 'shutdown', watchdog: 'reset' },
     qmp: [],
     chardevs: [],
+    secretFiles: [],
   };
   assert.deepEqual(options, expected);
 });
@@ -113,7 +115,8 @@ test('cpu, accel, machine, serial, name, and the rest', () => {
     { name: 'avx', enabled: true },
     { name: 'x2apic', enabled: false },
   ]);
-  assert.deepEqual(r.options.accel, { 'notify-vmexit': 'run', 'notify-window': '0' });
+  assert.deepEqual(r.config.accel, { ...DEFAULT_ACCEL, notifyVmexitRequested: true });
+  assert.equal(r.options.accelLoc, '-accel kvm,notify-vmexit=run,notify-window=0');
   assert.deepEqual(r.options.machine, { type: 'pc', props: { hpet: 'off' } });
   assert.deepEqual(r.config.serial, { kind: 'unix', path: '/tmp/x.sock', server: true, wait: false });
   assert.equal(r.options.serialArg, 'unix:/tmp/x.sock,server,nowait');
@@ -143,11 +146,39 @@ test('cpu, accel, machine, serial, name, and the rest', () => {
   ]);
 });
 
+test('-cpu hv-crash is the CPU property, not a CPUID feature; -uuid goes to config.uuid', () => {
+  const cases: Array<[string, boolean | undefined, string[]]> = [
+    ['host', undefined, []],
+    ['host,hv-crash', true, []],
+    ['host,hv-crash=on', true, []],
+    ['host,hv_crash=yes', true, []],
+    ['host,hv-crash=off', false, []],
+    ['max,hv-crash,x2apic=off', true, ['x2apic']],
+    // +/- win over feat=, and - over + (qemu-system-x86_64 runs all of these).
+    ['host,+hv-crash,hv-crash=off', true, []],
+    ['host,-hv-crash,+hv-crash', false, []],
+    // QEMU knows no hv_crash after +: the machine reports it as an unknown feature.
+    ['host,+hv_crash', undefined, ['hv_crash']],
+  ];
+  for (const [cpu, hvCrash, features] of cases) {
+    const c = run(['-cpu', cpu, ...K]).config.cpu;
+    assert.equal(c.hvCrash, hvCrash, cpu);
+    assert.deepEqual(c.features.map((f) => f.name), features, cpu);
+  }
+  // qemu-system-x86_64 -accel kvm -cpu host,hv-crash=foo,hv-crash=on: every value is checked.
+  assert.throws(() => parseArgs(['-cpu', 'host,hv-crash=foo,hv-crash=on', ...K]), new OptionError(
+    "nodevisor: can't apply global host-x86_64-cpu.hv-crash=foo: Parameter 'hv-crash' expects 'on' or 'off'",
+  ));
+  const r = run(['-uuid', '12345678-1234-1234-1234-1234567890AB', ...K]);
+  assert.equal(r.config.uuid, '12345678-1234-1234-1234-1234567890ab');
+  assert.equal(r.options.uuid, r.config.uuid);
+});
+
 test('help, version and the informational forms', () => {
   const help = parseArgs(['-h']);
   assert.equal(help.kind, 'help');
   assert.match(help.kind === 'help' ? help.text : '', /^nodevisor version .*\nusage: nodevisor \[options\]/);
-  for (const opt of ['-kernel', '-append', '-initrd', '-serial', '-nographic', '-smp', '-m', '-cpu', '-accel', '-no-reboot']) {
+  for (const opt of ['-kernel', '-append', '-initrd', '-serial', '-nographic', '-smp', '-m', '-cpu', '-accel', '-no-reboot', '-device', '-object']) {
     assert.ok(help.kind === 'help' && help.text.includes(`\n${opt} `), opt);
   }
   assert.deepEqual(parseArgs(['--help']).kind, 'help');

@@ -4,15 +4,26 @@
  * Like QEMU, it works in two passes: first every option is looked up and given its argument
  * (an unknown option or a missing argument fails before anything else), then the options act
  * in order (`-version` and `-h` stop there), and what QEMU checks while building the machine
- * is checked last, in QEMU's order. Errors are OptionErrors whose message is what QEMU would
- * print, with `nodevisor` for the program name; warnings are returned as lines to print.
+ * is checked last, in QEMU's order (secrets, chardevs, -smp, -m, the accelerator, introspection
+ * objects, monitors, the serial port, the CPU, then each -device). Errors are OptionErrors whose
+ * message is what QEMU would print, with `nodevisor` for the program name; warnings are
+ * returned as lines to print.
  */
 import { OptionError } from '../errors.js';
-import { DEFAULT_MEMORY_SIZE, type CpuConfig, type MachineConfig, type SerialBackend } from '../machine/config.js';
+import {
+  DEFAULT_MEMORY_SIZE,
+  type AccelConfig,
+  type CpuConfig,
+  type DeviceConfig,
+  type MachineConfig,
+  type SerialBackend,
+} from '../machine/config.js';
 import type { ListenSpec } from '../qmp/server.js';
 import { DEFAULT_ACTIONS, parseActionOption, type ActionPolicy } from '../runstate/actions.js';
 import { packageVersion } from '../version.js';
+import { applyKernelIrqchipGlobal, defaultAccel, kvmAccelHelpText, setKvmAccelProperty } from './accel.js';
 import { cpuHelpText, parseCpuOption } from './cpu.js';
+import { createDevice, deviceHelp, parseDeviceOption, type PendingDevice } from './device.js';
 import {
   accelHelpText,
   displayHelpText,
@@ -21,6 +32,8 @@ import {
   PROGRAM_NAME,
   versionText,
 } from './help.js';
+import { createIntrospection, createSecret, type CreatedIntrospection, type CreatedSecret } from './introspection.js';
+import { parseObjectOption, type PendingObject } from './object.js';
 import { OptsSyntaxError } from './opts-error.js';
 import {
   attachMonitors,
@@ -37,6 +50,7 @@ import {
 } from './monitor.js';
 import { isHelpOption, parseBool, parseKeyval, parseQemuOpts, type OptsDesc, type ParsedOpts } from './qemu-opts.js';
 import { qemuOptionArity } from './qemu-options.js';
+import type { SecretFile } from './secret.js';
 import { parseSerialOption } from './serial.js';
 import { memorySizeFromOption, parseSizeValue } from './size.js';
 import { resolveSmp, smpHelpText, type SmpTopology } from './smp.js';
@@ -47,9 +61,13 @@ export interface RunOptions {
   nographic: boolean;
   /** `-display`; nodevisor has no other display than none. */
   display: 'none';
-  /** Properties of the chosen `-accel kvm,...` beyond its name, unvalidated. */
-  accel: Record<string, string>;
-  /** `-machine`: the type (always `pc`) and its other properties, unvalidated. */
+  /**
+   * Where the `-accel kvm,...` in use was given (absent for `-machine accel=kvm` or the
+   * default): QEMU places errors from KVM's initialisation there, e.g. a dirty ring bigger
+   * than the host allows.
+   */
+  accelLoc?: string;
+  /** `-machine`: the type (always `pc`) and its other properties but accel and kernel-irqchip, unvalidated. */
   machine: { type: string; props: Record<string, string> };
   /** `-smp` as resolved; `config.cpus` is `topology.cpus`. */
   topology: SmpTopology;
@@ -74,16 +92,29 @@ export interface RunOptions {
   qmp: ListenSpec[];
   /** Every `-chardev`, used by a monitor or not, in command-line order. */
   chardevs: ChardevInfo[];
-  /** `-uuid`, in lower case as QEMU reports it. */
+  /** `-uuid`, in lower case as QEMU reports it (also in `config.uuid`). */
   uuid?: string;
+  /**
+   * Every `-object secret,file=`, in order, for main.ts to read before it makes the machine
+   * (loadSecretFiles): QEMU fails on an unreadable one even when nothing uses it.
+   */
+  secretFiles: SecretFile[];
+  /** The id of the file secret whose bytes become `config.introspection.key`. */
+  introspectionKeyFile?: string;
 }
 
 export type ParsedCommand =
   | { kind: 'run'; config: MachineConfig; options: RunOptions }
-  /** `exitStatus` is 1 where QEMU exits 1 after a help text (`-m 1G,help`, `-name x,help`). */
-  | { kind: 'help'; text: string; exitStatus: 0 | 1 }
+  /**
+   * `exitStatus` is 1 where QEMU exits 1 after a help text (`-m 1G,help`, `-name x,help`).
+   * `stream` is stderr where QEMU's "help" is an error line it still exits 0 after
+   * (`-device foo,help`).
+   */
+  | { kind: 'help'; text: string; exitStatus: 0 | 1; stream?: 'stderr' }
   | { kind: 'version'; text: string }
-  | { kind: 'accel-help'; text: string };
+  | { kind: 'accel-help'; text: string }
+  /** `-accel kvm,help`: the property list; main.ts adds the host's capabilities after it. */
+  | { kind: 'accel-props-help'; text: string };
 
 const ACTION_DESC: OptsDesc = { reboot: 'string', shutdown: 'string', panic: 'string', watchdog: 'string' };
 const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -194,6 +225,12 @@ interface Collected {
   chardevs: PendingChardev[];
   chardevIds: Set<string>;
   monitors: PendingMonitor[];
+  /** `-device`s in order, and their ids. */
+  devices: PendingDevice[];
+  deviceIds: Set<string>;
+  /** `-object`s in order, and their ids. */
+  objects: PendingObject[];
+  objectIds: Set<string>;
   /** QEMU's monitor_device_index, which names `-qmp`'s chardevs compat_monitorN. */
   qmpCount: number;
   warnings: string[];
@@ -233,6 +270,10 @@ function interpret(items: readonly Item[], warnings: string[]): ParsedCommand {
     chardevs: [],
     chardevIds: new Set(),
     monitors: [],
+    devices: [],
+    deviceIds: new Set(),
+    objects: [],
+    objectIds: new Set(),
     qmpCount: 0,
     warnings,
   };
@@ -278,6 +319,9 @@ function interpret(items: readonly Item[], warnings: string[]): ParsedCommand {
         const r = qemuOpts(c, loc, arg, 'accel');
         const accel = r.values.get('accel');
         if (accel === undefined || isHelpOption(accel)) return { kind: 'accel-help', text: accelHelpText() };
+        if (accel === 'kvm' && (r.values.has('help') || r.values.has('?'))) {
+          return { kind: 'accel-props-help', text: kvmAccelHelpText() };
+        }
         c.accels.push({ values: r.values, loc });
         break;
       }
@@ -349,6 +393,19 @@ function interpret(items: readonly Item[], warnings: string[]): ParsedCommand {
         c.monitors.push(withWarnings(c, loc, (warnings) => parseMonOption(arg, loc, warnings)));
         break;
       }
+      case 'device': {
+        const d = withWarnings(c, loc, (warnings) => parseDeviceOption(arg, loc, c.deviceIds, warnings));
+        if (d.id !== undefined) c.deviceIds.add(d.id);
+        c.devices.push(d);
+        break;
+      }
+      case 'object': {
+        const r = withWarnings(c, loc, (warnings) => parseObjectOption(arg, loc, c.objectIds, warnings));
+        if (r.kind === 'help') return { kind: 'help', text: r.text, exitStatus: 0 };
+        c.objectIds.add(r.object.id);
+        c.objects.push(r.object);
+        break;
+      }
       case 'qmp': {
         const r = at(loc, () => parseQmpOption(arg, loc, `compat_monitor${c.qmpCount}`));
         c.qmpCount++;
@@ -408,10 +465,10 @@ function createChardevs(c: Collected): { created: CreatedChardev[]; stdio: boole
   return { created, stdio };
 }
 
-/** Attaches the monitors to their chardevs: QMP's listeners. */
-function attachQmp(c: Collected, created: readonly CreatedChardev[]): ListenSpec[] {
+/** Attaches the monitors to their chardevs (`taken` already used): QMP's listeners. */
+function attachQmp(c: Collected, created: readonly CreatedChardev[], taken: ReadonlySet<string>): ListenSpec[] {
   try {
-    return attachMonitors(c.monitors, created);
+    return attachMonitors(c.monitors, created, taken);
   } catch (e) {
     if (e instanceof LocatedError) fail(e.loc, e.message);
     throw e;
@@ -437,6 +494,8 @@ function checkDisplay(values: ReadonlyMap<string, string>): string | undefined {
 function finish(c: Collected): ParsedCommand {
   const cpuText = c.cpu?.text;
   if (cpuText !== undefined && isHelpOption(cpuText)) return { kind: 'help', text: cpuHelpText(), exitStatus: 0 };
+  const deviceHelpCommand = findDeviceHelp(c);
+  if (deviceHelpCommand !== undefined) return deviceHelpCommand;
 
   if (c.kernel === undefined) {
     if (c.append !== undefined) fail(undefined, '-append only allowed with -kernel option');
@@ -448,8 +507,10 @@ function finish(c: Collected): ParsedCommand {
   const type = c.machine.get('type') ?? 'pc';
   if (type !== 'pc') fail(undefined, 'unsupported machine type\nUse -machine help to list supported machines');
 
-  // QEMU's early backends: the display, then every chardev (before -smp and -m are checked).
+  // QEMU's early backends: the display, the secrets (early objects), then every chardev
+  // (before -smp and -m are checked).
   if (c.displayGl !== undefined && c.displayGl !== 'off') fail(undefined, 'OpenGL is not supported by the display');
+  const secrets = createSecrets(c);
   const chardevs = createChardevs(c);
 
   const smp = at(undefined, () => resolveSmp(c.smp));
@@ -457,9 +518,13 @@ function finish(c: Collected): ParsedCommand {
 
   const memorySize = resolveMemory(c);
 
-  const accel = resolveAccel(c);
+  const { accel, loc: accelLoc } = resolveAccel(c);
 
-  const qmp = attachQmp(c, chardevs.created);
+  // QEMU's late objects, then the monitors: a chardev introspection uses is taken for them.
+  const taken = new Set<string>();
+  const introspection = createIntrospections(c, chardevs.created, secrets, taken, accel.introspection);
+
+  const qmp = attachQmp(c, chardevs.created, taken);
 
   const serial = resolveSerial(c, chardevs.stdio);
 
@@ -471,6 +536,9 @@ function finish(c: Collected): ParsedCommand {
       c.warnings.push(...warnLines(undefined, r.warnings));
     }
   }
+
+  const devices: DeviceConfig[] = [];
+  for (const d of c.devices) devices.push(at(d.loc, () => createDevice(d, devices)));
 
   if (c.kernel === undefined) {
     fail(undefined, 'no kernel given: -kernel IMAGE is required (nodevisor has no firmware to boot a disk)');
@@ -486,19 +554,23 @@ function finish(c: Collected): ParsedCommand {
     serial: serial.backend,
     // What the policy makes of a reset: `-no-reboot`, or its `-action reboot=shutdown` spelling.
     noReboot: actions.reboot === 'shutdown',
+    accel,
+    devices,
   };
   if (c.initrd !== undefined) config.initrd = c.initrd;
   if (guestName !== undefined) config.name = guestName;
+  if (c.uuid !== undefined) config.uuid = c.uuid;
+  if (introspection !== undefined) config.introspection = introspection.config;
 
   const machineProps = new Map(c.machine);
   machineProps.delete('type');
   machineProps.delete('accel');
+  machineProps.delete('kernel-irqchip');
   const nameProps = new Map(c.name);
   nameProps.delete('guest');
   const options: RunOptions = {
     nographic: c.nographic,
     display: 'none',
-    accel,
     machine: { type, props: Object.fromEntries(machineProps) },
     topology: smp.topology,
     serialMux: serial.mux,
@@ -509,7 +581,10 @@ function finish(c: Collected): ParsedCommand {
     actions,
     qmp,
     chardevs: chardevs.created.filter((m) => !m.pending.compat).map(chardevInfo),
+    secretFiles: [...secrets.values()].flatMap((s) => ('file' in s ? [s.file] : [])),
   };
+  if (accelLoc !== undefined) options.accelLoc = accelLoc;
+  if (introspection?.keyFile !== undefined) options.introspectionKeyFile = introspection.keyFile;
   if (c.uuid !== undefined) options.uuid = c.uuid;
   if (serial.arg !== undefined) options.serialArg = serial.arg;
   return { kind: 'run', config, options };
@@ -543,9 +618,11 @@ function resolveMemory(c: Collected): number {
 
 /**
  * The accelerators asked for, tried in order as QEMU does; only kvm exists here, so another name
- * is reported and the next one tried. Returns the chosen `-accel kvm`'s other properties.
+ * is reported and the next one tried. With none asked for, kvm (nodevisor is a QEMU without
+ * TCG). The kvm accelerator gets `-machine kernel-irqchip=` first, as a global property, then
+ * its own properties in order; a bad one ends the run (QEMU does not fall back on it).
  */
-function resolveAccel(c: Collected): Record<string, string> {
+function resolveAccel(c: Collected): { accel: AccelConfig; loc?: string } {
   const machineAccel = c.machine.get('accel');
   if (machineAccel !== undefined && c.accels.length > 0) {
     fail(undefined, 'The -accel and "-machine accel=" options are incompatible');
@@ -554,19 +631,72 @@ function resolveAccel(c: Collected): Record<string, string> {
     machineAccel !== undefined
       ? machineAccel.split(':').map((name) => ({ name, values: new Map<string, string>(), loc: undefined }))
       : c.accels.map((a) => ({ name: a.values.get('accel') ?? '', values: a.values, loc: a.loc as string | undefined }));
-  if (candidates.length === 0) return {};
+  if (candidates.length === 0) candidates.push({ name: 'kvm', values: new Map(), loc: undefined });
+  const typeOf = (id: string): string | undefined => c.objects.find((o) => o.id === id)?.type;
   const failures: string[] = [];
   for (const cand of candidates) {
     if (cand.name !== 'kvm') {
       failures.push(errorLine(cand.loc, `invalid accelerator ${cand.name}`));
       continue;
     }
+    const accel = defaultAccel();
+    try {
+      at(cand.loc, () => {
+        const irqchip = c.machine.get('kernel-irqchip');
+        if (irqchip !== undefined) applyKernelIrqchipGlobal(accel, irqchip);
+        for (const [k, v] of cand.values) if (k !== 'accel') setKvmAccelProperty(accel, k, v, typeOf);
+      });
+    } catch (e) {
+      // The accelerators that failed before are reported first, as QEMU has printed them.
+      if (e instanceof OptionError && failures.length > 0) throw new OptionError([...failures, e.message].join('\n'));
+      throw e;
+    }
     if (failures.length > 0) c.warnings.push(...failures, errorLine(undefined, 'falling back to KVM'));
-    const props = new Map(cand.values);
-    props.delete('accel');
-    return Object.fromEntries(props);
+    return cand.loc === undefined ? { accel } : { accel, loc: cand.loc };
   }
   throw new OptionError(failures.join('\n'));
+}
+
+/** `-device help` or `-device DRIVER,help`: the first `-device` that asks, after `-cpu help`. */
+function findDeviceHelp(c: Collected): ParsedCommand | undefined {
+  for (const d of c.devices) {
+    const h = at(d.loc, () => deviceHelp(d));
+    if (h === undefined) continue;
+    if (h.kind === 'text') return { kind: 'help', text: h.text, exitStatus: 0 };
+    return { kind: 'help', text: `${errorLine(d.loc, h.message)}\n`, exitStatus: 0, stream: 'stderr' };
+  }
+  return undefined;
+}
+
+/** The `-object secret`s, created with QEMU's early objects (before the chardevs). */
+function createSecrets(c: Collected): Map<string, CreatedSecret> {
+  const secrets = new Map<string, CreatedSecret>();
+  for (const o of c.objects) {
+    // QEMU reports an object's creation errors without a location.
+    if (o.type === 'secret') secrets.set(o.id, at(undefined, () => createSecret(o)));
+  }
+  return secrets;
+}
+
+/**
+ * The `-object introspection`s, created with QEMU's late objects; returns the one the
+ * accelerator names (`-accel kvm,introspection=ID`), if any.
+ */
+function createIntrospections(
+  c: Collected,
+  created: readonly CreatedChardev[],
+  secrets: ReadonlyMap<string, CreatedSecret>,
+  taken: Set<string>,
+  wanted: string | undefined,
+): CreatedIntrospection | undefined {
+  const byId = new Map(created.map((ch) => [ch.pending.id ?? '', ch]));
+  let chosen: CreatedIntrospection | undefined;
+  for (const o of c.objects) {
+    if (o.type !== 'introspection') continue;
+    const made = at(o.loc, () => createIntrospection(o, byId, secrets, c.objectIds, taken));
+    if (o.id === wanted) chosen = made;
+  }
+  return chosen;
 }
 
 /**

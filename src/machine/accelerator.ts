@@ -70,10 +70,10 @@ export function setUpAccelerator(
   const host = hostCapabilities(kvm, vm);
 
   if (accel.kernelIrqchip === 'split') {
-    throw new NodevisorError('ERR_BAD_STATE', 'kernel-irqchip=split is not supported: nodevisor has no user-space IOAPIC and PIC (use kernel-irqchip=on)');
+    throw new NodevisorError('ERR_ACCEL', 'kernel-irqchip=split is not supported: nodevisor has no user-space IOAPIC and PIC (use kernel-irqchip=on)');
   }
   if (accel.kernelIrqchip === 'off' && cpus > 1) {
-    throw new NodevisorError('ERR_BAD_STATE', 'kernel-irqchip=off supports one vCPU only: without the in-kernel LAPIC nothing starts the others');
+    throw new NodevisorError('ERR_ACCEL', 'kernel-irqchip=off supports one vCPU only: without the in-kernel LAPIC nothing starts the others');
   }
   if (accel.kernelIrqchip === 'off') {
     warn('kernel-irqchip=off: no interrupt controller, so device interrupts are not delivered (HLT exits to nodevisor)');
@@ -87,7 +87,7 @@ export function setUpAccelerator(
       notify = 'unavailable';
       if (accel.notifyVmexitRequested === true) warn(`notify-vmexit=${accel.notifyVmexit} has no effect: this host's KVM has no notify VM exit (KVM_CAP_X86_NOTIFY_VMEXIT)`);
     } else if ((host.notifyVmexitFlags & wanted) !== wanted) {
-      throw new NodevisorError('ERR_KVM_UNAVAILABLE',
+      throw new NodevisorError('ERR_ACCEL',
         `kvm: notify-vmexit=${accel.notifyVmexit} needs the enable and user-exit flags, but this host's KVM offers only 0x${host.notifyVmexitFlags.toString(16)}`);
     } else {
       // Bits 63:32 hold the window, 31:0 the flags.
@@ -103,11 +103,12 @@ export function setUpAccelerator(
 
   if (accel.dirtyRingSize > 0) {
     if (host.dirtyRingMaxEntries === 0) {
-      throw new NodevisorError('ERR_KVM_UNAVAILABLE', 'kvm: dirty-ring-size: this host\'s KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)');
+      throw new NodevisorError('ERR_ACCEL', 'kvm: dirty-ring-size: this host\'s KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)');
     }
     if (accel.dirtyRingSize > host.dirtyRingMaxEntries) {
-      throw new NodevisorError('ERR_KVM_UNAVAILABLE',
-        `KVM dirty ring size ${accel.dirtyRingSize} too big (maximum is ${host.dirtyRingMaxEntries}). Please use a smaller value.`);
+      // QEMU's two lines, word for word (two spaces before "Please").
+      throw new NodevisorError('ERR_ACCEL', `KVM dirty ring size ${accel.dirtyRingSize} too big (maximum is ${
+        host.dirtyRingMaxEntries}).  Please use a smaller value.\nfailed to initialize kvm: Invalid argument`);
     }
     try {
       vm.enableCap('DIRTY_LOG_RING', BigInt(accel.dirtyRingSize * KVM_DIRTY_GFN_SIZE));
