@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { buildAcpiTables } from '../src/arch/x86/acpi/tables.js';
 import { e820Map, ramLayout } from '../src/arch/x86/e820.js';
 import {
   busyboxInitramfs, cpioNewc, debianKernel, hasHardwareVirtualization, kernelE820Lines, kernelLogLines,
@@ -30,6 +31,8 @@ const PAGE = 4096;
 const AFTER_E820 = /BIOS-provided physical RAM map:\r?\n(?:[^\n]*BIOS-e820: [^\n]*\n)+[^\n]*\n/;
 /** Printed by reserve_initrd(), after the e820 map and before ACPI: where the kernel found the initrd. */
 const RAMDISK = /RAMDISK: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\]\r?\n/;
+/** The last line of the kernel's ACPI table listing (acpi_table_init), after RAMDISK. */
+const ACPI_LISTED = /ACPI: Reserving APIC table memory[^\n]*\n/;
 
 test('cpioNewc writes what the kernel unpacks: newc headers, 4-byte alignment, trailer, 512-byte blocks', () => {
   const a = cpioNewc([{ name: 'init', mode: 0o100755, data: Buffer.from('#!/bin/sh\n') }]);
@@ -69,11 +72,11 @@ test('Debian\'s cloud kernel: its early log shows our command line and exactly o
       timeoutMs: 240_000,
       // On PVM stop once the early log is past the e820 map and the initrd; with hardware
       // virtualization run to the guest's reboot.
-      ...(hw ? {} : { until: RAMDISK }),
+      ...(hw ? {} : { until: ACPI_LISTED }),
       // A PVM emulation failure before that point: nodevisor stops the VM and stays, as QEMU.
       untilStderr: /\nCode=[^\n]*\n/,
       onStdout: (out) => {
-        for (const [k, re] of [['Linux version', /Linux version/], ['e820 map', AFTER_E820], ['RAMDISK', RAMDISK]] as const) {
+        for (const [k, re] of [['Linux version', /Linux version/], ['e820 map', AFTER_E820], ['RAMDISK', RAMDISK], ['ACPI', ACPI_LISTED]] as const) {
           if (marks[k] === undefined && re.test(out)) marks[k] = Math.round(performance.now() - t0);
         }
       },
@@ -101,6 +104,17 @@ test('Debian\'s cloud kernel: its early log shows our command line and exactly o
   assert.equal(lo % PAGE, 0, m[0]);
   assert.equal(hi + 1 - lo, Math.ceil(initrd.length / PAGE) * PAGE, m[0]);
   assert.equal(hi + 1, ramLayout(MIB * 1024 * 1024).lowSize, m[0]);
+
+  // nodevisor's ACPI tables, found through the RSDP the boot protocol handed over, without a warning.
+  const acpi = log.filter((l) => /^ACPI: [A-Z]{4} 0x/.test(l)).map((l) => l.split(' ').slice(0, 3).join(' '));
+  const at = buildAcpiTables({ cpus: 1 }).layout;
+  const addr = (n: number): string => `0x${n.toString(16).toUpperCase().padStart(16, '0')}`;
+  assert.deepEqual([...new Set(acpi)], [
+    `ACPI: RSDP ${addr(at.rsdpAddr)}`, `ACPI: XSDT ${addr(at.xsdtAddr)}`, `ACPI: FACP ${addr(at.fadtAddr)}`,
+    `ACPI: DSDT ${addr(at.dsdtAddr)}`, `ACPI: FACS ${addr(at.facsAddr)}`, `ACPI: APIC ${addr(at.madtAddr)}`,
+  ], why);
+  const complaints = log.filter((l) => /^ACPI/.test(l) && /warning|error|invalid|incorrect|bad/i.test(l));
+  assert.deepEqual(complaints, [], why);
 
   if (hw) {
     assert.match(r.stdout, new RegExp(`\\n${MARKER}\\r?\\n`), `init did not print its marker${why}`);
