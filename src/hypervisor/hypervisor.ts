@@ -80,6 +80,8 @@ export interface HypervisorVcpu {
   getVcpuEvents(): Uint8Array;
   setVcpuEvents(b: Uint8Array): void;
   getXcrs(): Uint8Array;
+  /** KVM_GET_XSAVE: struct kvm_xsave (4096 bytes). */
+  getXsave(): Uint8Array;
   setXcrs(b: Uint8Array): void;
   /** A linear address through the vCPU's current paging mode, or null if unmapped. */
   translate(linear: bigint): bigint | null;

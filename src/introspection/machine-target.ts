@@ -9,6 +9,7 @@
  * release a hold the tool set with PAUSE_VCPU (the interface asks that they do not).
  */
 import type { Machine } from '../machine/machine.js';
+import type { KvmiCommand, KvmiEventName } from './wire/ids.js';
 import type { Regs } from '../hypervisor/x86-state.js';
 import type {
   CpuidLeaf, ExceptionInjection, IntrospectionTarget, PhysicalRange, TargetEventSink, VcpuRegisters,
@@ -19,12 +20,30 @@ const PAGE_SHIFT = 12n;
 /** struct kvm_xcrs: u32 nr_xcrs, u32 flags, then {u32 xcr; u32 reserved; u64 value}[16]. */
 const KVM_MAX_XCRS = 16;
 
+/**
+ * Commands the session accepts (capabilities.ts) that MachineTarget cannot serve yet: each
+ * reaches a target method that answers -EOPNOTSUPP. CHECK_COMMAND should answer the same.
+ */
+export const MACHINE_TARGET_UNSUPPORTED_COMMANDS: ReadonlySet<KvmiCommand> = new Set<KvmiCommand>([
+  'SET_REGISTERS', 'INJECT_EXCEPTION', 'VCPU_CONTROL_SINGLESTEP', 'CONTROL_MSR', 'SET_PAGE_ACCESS',
+]);
+
+/**
+ * Events capabilities.ts offers that MachineTarget never raises yet. CONTROL_EVENTS enabling
+ * BREAKPOINT fails (-EOPNOTSUPP from the target), but MSR, PF and SINGLESTEP are only recorded
+ * by the session: CHECK_EVENT and CONTROL_EVENTS should refuse these.
+ */
+export const MACHINE_TARGET_UNSUPPORTED_EVENTS: ReadonlySet<KvmiEventName> = new Set<KvmiEventName>([
+  'BREAKPOINT', 'MSR', 'PF', 'SINGLESTEP',
+]);
+
 export interface MachineTargetOptions {
   /** The guest TSC frequency in Hz (KVM_GET_TSC_KHZ × 1000); default 0n, "unknown". */
   tscHz?: bigint;
 }
 
 export class MachineTarget implements IntrospectionTarget {
+  readonly unsupported = { commands: MACHINE_TARGET_UNSUPPORTED_COMMANDS, events: MACHINE_TARGET_UNSUPPORTED_EVENTS };
   readonly #machine: Machine;
   readonly tscHz: bigint;
   /** vCPUs the tool holds paused (PAUSE_VCPU). */
@@ -51,7 +70,7 @@ export class MachineTarget implements IntrospectionTarget {
     if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.vcpuCount) throw new KvmiError('EINVAL', `no vCPU ${vcpu}`);
   }
 
-  /** The RAM region index holding [gpa, gpa+size), or -1. */
+  /** [gpa, gpa+size) as numbers when it lies inside one RAM region; otherwise undefined. */
   #ram(gpa: bigint, size: number): { gpa: number; length: number } | undefined {
     if (gpa < 0n || size < 0 || gpa + BigInt(size) > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
     const at = Number(gpa);
@@ -100,10 +119,9 @@ export class MachineTarget implements IntrospectionTarget {
     if ((this.#reading.get(vcpu) ?? 0) === 0) this.#machine.resumeVcpu(vcpu);
   }
 
-  crash(vcpu: number): void {
+  crash(_vcpu: number): void {
     // KVMI_EVENT_ACTION_CRASH: treated as a guest panic (the -action panic policy decides).
     void this.#machine.guestPanicked().catch(() => undefined);
-    void vcpu;
   }
 
   /** Runs `read` while the vCPU is stopped: pauses it for the read unless the tool holds it. */

@@ -139,7 +139,13 @@ export class KvmiSession {
     this.#log = options.log ?? silentLog;
     this.#unhookTimeoutMs = options.unhookTimeoutMs ?? DEFAULT_UNHOOK_TIMEOUT_MS;
     this.#handlers = this.#makeHandlers();
+    this.#unsupportedCommands = new Set([...UNSUPPORTED_COMMANDS, ...(target.unsupported?.commands ?? [])]);
+    this.#unsupportedEvents = new Set([...UNSUPPORTED_EVENTS, ...(target.unsupported?.events ?? [])]);
   }
+
+  /** What stock KVM cannot do, plus what this target cannot (yet). */
+  readonly #unsupportedCommands: ReadonlySet<KvmiCommand>;
+  readonly #unsupportedEvents: ReadonlySet<KvmiEventName>;
 
   get closed(): boolean {
     return this.#closing;
@@ -235,7 +241,7 @@ export class KvmiSession {
       this.#controlCmdResponse(f);
       return;
     }
-    const handler = name === undefined || UNSUPPORTED_COMMANDS.has(name) ? undefined : this.#handlers[name];
+    const handler = name === undefined || this.#unsupportedCommands.has(name) ? undefined : this.#handlers[name];
     if (!this.#replies && (handler === undefined || COMMANDS_WITH_DATA.has(name as KvmiCommand))) {
       this.#violation(`message ${f.id} (seq ${f.seq}) needs a reply while replies are off`);
       return;
@@ -586,14 +592,14 @@ export class KvmiSession {
         const { id } = L.CHECK_COMMAND.decodeRequest(p);
         const name = this.#dialect.command(id);
         if (name === undefined) return id === this.#dialect.eventReplyMessage ? null : fail('EINVAL', `unknown command ${id}`);
-        return UNSUPPORTED_COMMANDS.has(name) ? fail('EOPNOTSUPP') : null;
+        return this.#unsupportedCommands.has(name) ? fail('EOPNOTSUPP') : null;
       },
 
       CHECK_EVENT: (p) => {
         const { id } = L.CHECK_EVENT.decodeRequest(p);
         const name = this.#dialect.event(id);
         if (name === undefined) return fail('EINVAL', `unknown event ${id}`);
-        return UNSUPPORTED_EVENTS.has(name) ? fail('EOPNOTSUPP') : null;
+        return this.#unsupportedEvents.has(name) ? fail('EOPNOTSUPP') : null;
       },
 
       GET_GUEST_INFO: (p) => {
@@ -631,7 +637,7 @@ export class KvmiSession {
         const i = this.#checkVcpu(q.vcpu);
         const name = this.#dialect.event(q.event);
         if (name === undefined || !VCPU_EVENTS.has(name)) return fail('EINVAL', `event ${q.event} is not a vCPU event`);
-        if (UNSUPPORTED_EVENTS.has(name)) return q.enable ? fail('EOPNOTSUPP') : null;
+        if (this.#unsupportedEvents.has(name)) return q.enable ? fail('EOPNOTSUPP') : null;
         const v = this.#vcpu(i);
         if (q.enable === v.events.has(name)) return null;
         // Intercept before enabling, forget before releasing: no INT3 is swallowed meanwhile.

@@ -21,7 +21,7 @@
  */
 import type { Regs, Sregs } from '../hypervisor/x86-state.js';
 import type { CpuidLeaf, PhysicalRange } from './wire/commands.js';
-import type { KvmiAction } from './wire/ids.js';
+import type { KvmiAction, KvmiCommand, KvmiEventName } from './wire/ids.js';
 import type { MsrValue } from './wire/vcpu-state.js';
 
 export type { KvmiAction } from './wire/ids.js';
@@ -124,6 +124,11 @@ export type TargetEvent = BreakpointEvent | MsrEvent | PageFaultEvent | SingleSt
 export type TargetEventSink = (event: TargetEvent) => void;
 
 export interface IntrospectionTarget {
+  /**
+   * What this target cannot do beyond what stock KVM rules out (capabilities.ts): the session
+   * refuses these commands and events with -EOPNOTSUPP and CHECK_COMMAND/CHECK_EVENT say so.
+   */
+  readonly unsupported?: { readonly commands: ReadonlySet<KvmiCommand>; readonly events: ReadonlySet<KvmiEventName> };
   /** Online vCPUs; vCPU indices are 0..vcpuCount-1. */
   readonly vcpuCount: number;
   /** The guest TSC frequency in Hz (KVM_GET_TSC_KHZ × 1000); 0 when unknown. */

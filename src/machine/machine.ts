@@ -555,6 +555,39 @@ export class Machine {
     throw new NodevisorError('ERR_BAD_STATE', 'vCPU state can only be read while the machine is paused');
   }
 
+  /**
+   * Introspection: stops one vCPU out of guest mode while the machine runs (a machine that is
+   * not running has every vCPU stopped already, and this does nothing). The hold is not
+   * tracked here: QMP `cont`, a reset and a wakeup resume every vCPU, releasing it.
+   */
+  pauseVcpu(index: number): Promise<void> {
+    const v = this.vcpus[index];
+    if (!v) return Promise.reject(new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`));
+    return this.exclusive(async () => {
+      if (this.runState.state === 'running' && !this.endStarted) await v.pause();
+    });
+  }
+
+  /** Introspection: lets a vCPU stopped by `pauseVcpu` run again, if the machine runs. */
+  resumeVcpu(index: number): void {
+    const v = this.vcpus[index];
+    if (!v) throw new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`);
+    void this.exclusive(async () => {
+      if (this.runState.state === 'running' && !this.endStarted) v.resume();
+    });
+  }
+
+  /**
+   * Introspection: the reads a stopped vCPU's thread serves (registers, MSRs, XSAVE, XCRs) and
+   * the CPUID table it was given. Each read waits until the vCPU is paused (`pauseVcpu`, or
+   * the machine paused).
+   */
+  introspectionVcpu(index: number): Pick<VcpuThread, 'getState' | 'getMsrs' | 'getXsave' | 'getXcrs' | 'cpuid'> {
+    const v = this.vcpus[index];
+    if (!v) throw new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`);
+    return v;
+  }
+
   /** Feeds bytes to COM1's receiver; what does not fit waits for the guest to read. */
   sendSerialInput(bytes: Uint8Array): void {
     this.pendingInput.push(bytes);

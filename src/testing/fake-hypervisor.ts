@@ -234,6 +234,9 @@ export class FakeVcpu implements HypervisorVcpu {
   getXcrs(): Uint8Array {
     return new Uint8Array(392);
   }
+  getXsave(): Uint8Array {
+    return new Uint8Array(4096);
+  }
   setXcrs(): void {}
   translate(linear: bigint): bigint | null {
     return linear;

@@ -55,10 +55,20 @@ export interface VcpuSetup {
 export type VcpuCommand =
   | { id: number; cmd: 'setup'; setup: VcpuSetup }
   | { id: number; cmd: 'reset'; boot: BootCpuState | null }
-  | { id: number; cmd: 'get-state' };
+  | { id: number; cmd: 'get-state' }
+  /** Introspection reads (the vCPU must be paused): KVM_GET_MSRS, KVM_GET_XSAVE, KVM_GET_XCRS. */
+  | { id: number; cmd: 'get-msrs'; indices: number[] }
+  | { id: number; cmd: 'get-xsave' }
+  | { id: number; cmd: 'get-xcrs' };
 
 export type VcpuReply =
-  | { id: number; ok: true; regs?: Regs; sregs?: Sregs }
+  | {
+    id: number; ok: true; regs?: Regs; sregs?: Sregs;
+    /** get-msrs: the MSRs KVM read, in order; fewer than asked when it stopped at one it cannot read. */
+    msrs?: MsrEntry[];
+    /** get-xsave: struct kvm_xsave; get-xcrs: struct kvm_xcrs. */
+    xsave?: Uint8Array; xcrs?: Uint8Array;
+  }
   | { id: number; ok: false; message: string };
 
 /** What a worker reports on its own: something the machine must decide. */

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { BootCpuState, Regs, Sregs } from '../hypervisor/x86-state.js';
+import type { CpuidEntryData, MsrEntry } from '../kvm/structs.js';
 import { getpid, tgkill } from '../kvm/libc.js';
 import type { DevicePlan } from '../machine/devices.js';
 import * as C from './control.js';
@@ -153,9 +154,17 @@ export class VcpuThread {
     return r;
   }
 
+  /** The CPUID table given to the vCPU at setup (KVM_SET_CPUID2); empty before setup. */
+  get cpuid(): readonly CpuidEntryData[] {
+    return this.cpuidTable;
+  }
+
+  private cpuidTable: readonly CpuidEntryData[] = [];
+
   async setup(setup: VcpuSetup): Promise<void> {
     await this.ready;
     await this.callOk({ cmd: 'setup', setup });
+    this.cpuidTable = setup.cpuid;
   }
 
   async reset(boot: BootCpuState | null): Promise<void> {
@@ -165,6 +174,27 @@ export class VcpuThread {
   async getState(): Promise<{ regs: Regs; sregs: Sregs }> {
     const r = await this.callOk({ cmd: 'get-state' });
     return { regs: r.regs!, sregs: r.sregs! };
+  }
+
+  /**
+   * KVM_GET_MSRS (the vCPU must be paused): the MSRs read, in order; fewer than asked when KVM
+   * stopped at one it cannot read.
+   */
+  async getMsrs(indices: readonly number[]): Promise<MsrEntry[]> {
+    const r = await this.callOk({ cmd: 'get-msrs', indices: [...indices] });
+    return r.msrs!;
+  }
+
+  /** struct kvm_xsave (the vCPU must be paused). */
+  async getXsave(): Promise<Uint8Array> {
+    const r = await this.callOk({ cmd: 'get-xsave' });
+    return r.xsave!;
+  }
+
+  /** struct kvm_xcrs (the vCPU must be paused). */
+  async getXcrs(): Promise<Uint8Array> {
+    const r = await this.callOk({ cmd: 'get-xcrs' });
+    return r.xcrs!;
   }
 
   /** Ends the thread. Safe to call more than once. */

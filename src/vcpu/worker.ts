@@ -158,6 +158,12 @@ function serve(cmd: VcpuCommand): VcpuReply {
         return { id: cmd.id, ok: true };
       case 'get-state':
         return { id: cmd.id, ok: true, regs: vcpu.getRegs(), sregs: vcpu.getSregs() };
+      case 'get-msrs':
+        return { id: cmd.id, ok: true, msrs: vcpu.getMsrs(cmd.indices) };
+      case 'get-xsave':
+        return { id: cmd.id, ok: true, xsave: vcpu.getXsave() };
+      case 'get-xcrs':
+        return { id: cmd.id, ok: true, xcrs: vcpu.getXcrs() };
     }
   } catch (e) {
     return { id: cmd.id, ok: false, message: e instanceof Error ? e.message : String(e) };
