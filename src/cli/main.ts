@@ -11,6 +11,8 @@ import { qmpMachine } from '../machine/qmp-adapter.js';
 import { machineCommands } from '../qmp/commands-machine.js';
 import { nodevisorQmpVersion } from '../qmp/commands-core.js';
 import { QmpServer } from '../qmp/server.js';
+import { connectIntrospection } from '../introspection/connect.js';
+import { MachineTarget } from '../introspection/machine-target.js';
 import { hostCapabilityLines } from './accel-report.js';
 import { parseArgs, type ParsedCommand } from './parse-args.js';
 import { loadSecretFiles } from './secret-file.js';
@@ -109,6 +111,13 @@ async function run(argv: readonly string[]): Promise<number> {
     throw e;
   }
 
+  // -object introspection: connect to the tool; its problems are logged, never fatal to the VM.
+  const introspection = config.introspection === undefined ? null : connectIntrospection(
+    config.introspection, new MachineTarget(m),
+    { ...(config.uuid !== undefined ? { uuid: config.uuid } : {}), ...(config.name !== undefined ? { name: config.name } : {}), startTime: Date.now() },
+    { log: (level, message) => say(level === 'info' ? `introspection: ${message}` : `${level === 'warning' ? 'warning: ' : ''}introspection: ${message}`) },
+  );
+
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
       say(`terminating on signal ${sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1}`);
@@ -117,6 +126,7 @@ async function run(argv: readonly string[]): Promise<number> {
   }
   if (!options.startPaused) await m.start();
   const end = await m.waitForEnd();
+  await introspection?.close();
   await qmp.close(); // flushes every reply and event (quit's reply included), removes sockets
   if (end.reason === 'fatal' && end.message) say(end.message);
   return end.exitCode;
