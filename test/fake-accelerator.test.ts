@@ -167,7 +167,7 @@ test('accelerator properties the machine refuses: split irqchip, off with SMP, a
   await assert.rejects(boot({ vcpus: [[]] }, { kernelIrqchip: 'split' }), /kernel-irqchip=split is not supported/);
   await assert.rejects(boot({ vcpus: [[], []] }, { kernelIrqchip: 'off' }, 2), /kernel-irqchip=off supports one vCPU/);
   await assert.rejects(boot({ vcpus: [[]], caps: { DIRTY_LOG_RING: 65536 } }, { dirtyRingSize: 8192 }),
-    /KVM dirty ring size 8192 too big \(maximum is 4096\)\.  Please use a smaller value\.\nfailed to initialize kvm: Invalid argument/);
+    /KVM dirty ring size 8192 too big \(maximum is 4096\)\. {2}Please use a smaller value\.\nfailed to initialize kvm: Invalid argument/);
   const ok = await boot({ vcpus: [[]], caps: { DIRTY_LOG_RING: 65536 } }, { dirtyRingSize: 4096 });
   try {
     assert.deepEqual(ok.fake.log.enabledCaps, [{ cap: 'DIRTY_LOG_RING', arg0: 65536n }]);

@@ -56,9 +56,11 @@ test('a tool that cannot prove the secret is refused and logged; the guest runs 
   const path = join(dir, 'tool.sock');
   const listener = await listen(path, { secret: new TextEncoder().encode('wrong') });
   try {
-    const r = await runNodevisor(args(path), { timeoutMs: 30_000, untilStderr: /introspection/, until: /hlt: halting/ });
-    assert.match(r.stderr, /introspection: .*(secret|key|hash|auth)/i);
-    assert.match(r.stdout, /hlt: halting/);
+    const r = await runNodevisor(args(path), { timeoutMs: 30_000, untilStderr: /runs uninspected\n/ });
+    assert.match(r.stderr, /introspection: .*cookie hash does not match the secret/);
+    // The VM was not taken down: it ends only because the test stops it.
+    assert.match(r.stderr, /terminating on signal 15/);
+    assert.equal(r.code, 0);
   } finally {
     await listener.close();
     rmSync(dir, { recursive: true, force: true });

@@ -142,7 +142,7 @@ test('SIGTERM while running: SHUTDOWN {guest: false, reason: host-signal}, exit 
   });
 });
 
-test('query-commands: every command nodevisor lists exists in QEMU', async () => {
+test('query-commands: every command nodevisor lists exists in QEMU, but for its own x- commands', async () => {
   const scenario: Scenario = { args: ['-kernel', guest('hlt'), '-S'], steps: [negotiate, send('query-commands'), ...quit] };
   const list = (t: Transcript): string[] => {
     const line = t.qmp.find((l) => l.startsWith('{"return": [')) ?? '{"return": []}';
@@ -153,5 +153,6 @@ test('query-commands: every command nodevisor lists exists in QEMU', async () =>
   const ours = list(await runScenario('nodevisor', scenario));
   assert.ok(qemu.length > 100, `QEMU lists ${qemu.length} commands`);
   assert.ok(ours.length > 0);
-  assert.deepEqual(ours.filter((c) => !qemu.includes(c)), []);
+  // nodevisor's own unstable commands carry QEMU's x- prefix and are not QEMU's.
+  assert.deepEqual(ours.filter((c) => !qemu.includes(c)), ['x-query-accel']);
 });

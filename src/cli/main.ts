@@ -7,13 +7,7 @@ import type { Chardev } from '../chardev/chardev.js';
 import { openChardev } from '../chardev/open.js';
 import { NodevisorError, OptionError } from '../errors.js';
 import { Machine } from '../machine/machine.js';
-import { qmpMachine } from '../machine/qmp-adapter.js';
-import { machineCommands } from '../qmp/commands-machine.js';
-import { nodevisorQmpVersion } from '../qmp/commands-core.js';
-import { QmpServer } from '../qmp/server.js';
-import { connectIntrospection } from '../introspection/connect.js';
-import { MachineTarget } from '../introspection/machine-target.js';
-import { hostCapabilityLines } from './accel-report.js';
+import type { QmpServer } from '../qmp/server.js';
 import { parseArgs, type ParsedCommand } from './parse-args.js';
 import { loadSecretFiles } from './secret-file.js';
 
@@ -44,7 +38,7 @@ async function run(argv: readonly string[]): Promise<number> {
       return 0;
     case 'accel-props-help':
       // QEMU 7.2 has no such list (it refuses `-accel kvm,help`); a help text exits 0.
-      process.stdout.write(`${parsed.text}\n${hostCapabilityLines().join('\n')}\n`);
+      process.stdout.write(`${parsed.text}\n${(await import('./accel-report.js')).hostCapabilityLines().join('\n')}\n`);
       return 0;
     case 'run':
       break;
@@ -94,16 +88,25 @@ async function run(argv: readonly string[]): Promise<number> {
   m.events.on('internal-error', ({ report }) => process.stderr.write(`${report}\n`));
   m.events.on('log', (line) => process.stderr.write(`${line}\n`));
 
-  const qmp = new QmpServer({
-    commands: machineCommands(qmpMachine(m, { name: config.name, uuid: config.uuid }), nodevisorQmpVersion()),
-    log: (line) => say(line),
-  });
-  m.events.on('qmp', (event, ts) => qmp.broadcast(event, ts));
+  // What only some command lines need is loaded only then: start-up time is module loading.
+  let qmp: QmpServer | null = null;
   try {
-    for (const spec of options.qmp) await qmp.listen(spec);
+    if (options.qmp.length > 0) {
+      const [{ QmpServer }, { machineCommands }, { nodevisorQmpVersion }, { qmpMachine }] = await Promise.all([
+        import('../qmp/server.js'), import('../qmp/commands-machine.js'), import('../qmp/commands-core.js'),
+        import('../machine/qmp-adapter.js'),
+      ]);
+      const server = new QmpServer({
+        commands: machineCommands(qmpMachine(m, { name: config.name, uuid: config.uuid }), nodevisorQmpVersion()),
+        log: (line) => say(line),
+      });
+      qmp = server;
+      m.events.on('qmp', (event, ts) => server.broadcast(event, ts));
+      for (const spec of options.qmp) await server.listen(spec);
+    }
   } catch (e) {
     await m.quit();
-    await qmp.close();
+    await qmp?.close();
     if (e instanceof NodevisorError || (e instanceof Error && 'code' in e)) {
       say(`-qmp: ${e.message}`);
       return 1;
@@ -112,8 +115,9 @@ async function run(argv: readonly string[]): Promise<number> {
   }
 
   // -object introspection: connect to the tool; its problems are logged, never fatal to the VM.
-  const introspection = config.introspection === undefined ? null : connectIntrospection(
-    config.introspection, new MachineTarget(m),
+  const intro = config.introspection;
+  const introspection = intro === undefined ? null : (await import('../introspection/connect.js')).connectIntrospection(
+    intro, new (await import('../introspection/machine-target.js')).MachineTarget(m),
     { ...(config.uuid !== undefined ? { uuid: config.uuid } : {}), ...(config.name !== undefined ? { name: config.name } : {}), startTime: Date.now() },
     { log: (level, message) => say(level === 'info' ? `introspection: ${message}` : `${level === 'warning' ? 'warning: ' : ''}introspection: ${message}`) },
   );
@@ -127,7 +131,7 @@ async function run(argv: readonly string[]): Promise<number> {
   if (!options.startPaused) await m.start();
   const end = await m.waitForEnd();
   await introspection?.close();
-  await qmp.close(); // flushes every reply and event (quit's reply included), removes sockets
+  await qmp?.close(); // flushes every reply and event (quit's reply included), removes sockets
   if (end.reason === 'fatal' && end.message) say(end.message);
   return end.exitCode;
 }
