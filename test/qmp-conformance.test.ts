@@ -156,3 +156,37 @@ test('query-commands: every command nodevisor lists exists in QEMU, but for its 
   // nodevisor's own unstable commands carry QEMU's x- prefix and are not QEMU's.
   assert.deepEqual(ours.filter((c) => !qemu.includes(c)), ['x-query-accel']);
 });
+
+// Guest-triggered events, live against QEMU on the same guests (docs/guest-events-qemu.md has
+// the full matrix; these are the sequences every action shares).
+test('pvpanic: crash loaded, then a panic under the default action: GUEST_CRASHLOADED, GUEST_PANICKED, SHUTDOWN, exit 0', async () => {
+  await compare({
+    args: ['-kernel', guest('pvpanic'), '-device', 'pvpanic', '-S'],
+    steps: [negotiate, send('cont'), { waitEvent: 'SHUTDOWN' }, { expectExit: true }],
+  });
+});
+
+test('pvpanic with -no-shutdown: GUEST_PANICKED pause, STOP, status guest-panicked', async () => {
+  await compare({
+    args: ['-kernel', guest('pvpanic'), '-device', 'pvpanic', '-no-shutdown', '-S'],
+    steps: [negotiate, send('cont'), { waitEvent: 'STOP' }, status, ...quit],
+  });
+});
+
+test('ib700 watchdog=pause: WATCHDOG pause, STOP, status watchdog', async () => {
+  await compare({
+    args: ['-kernel', guest('watchdog'), '-device', 'ib700', '-action', 'watchdog=pause', '-S'],
+    steps: [negotiate, send('cont'), { waitEvent: 'STOP' }, status, ...quit],
+  });
+});
+
+test('ACPI S3 and S4 on guests/acpi-sleep: SUSPEND, system_wakeup, WAKEUP, system_powerdown, SUSPEND_DISK, SHUTDOWN', async () => {
+  await compare({
+    args: ['-kernel', guest('acpi-sleep'), '-S'],
+    steps: [
+      negotiate, send('cont'), { waitEvent: 'SUSPEND' }, status, send('system_wakeup'), { waitEvent: 'WAKEUP' },
+      // The woken guest clears PM1 status before it enables the button: give it time (QEMU ~0.5 s).
+      { sleepMs: 3000 }, send('system_powerdown'), { waitEvent: 'SHUTDOWN' }, { expectExit: true },
+    ],
+  });
+});
