@@ -15,6 +15,7 @@
  * Errors: a command the VM refuses rejects with KvmiError (`code` 'EINVAL', 'EOPNOTSUPP', ...,
  * `errno` the wire number); a broken or closed connection with IntrospectionError.
  */
+import { EventQueue } from '../util/event-queue.js';
 import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 
@@ -213,8 +214,7 @@ export class KvmiVm {
   readonly #dialect: Dialect;
   readonly #reader = new FrameReader();
   readonly #pending = new Map<number, Pending>();
-  readonly #events: KvmiEvent[] = [];
-  #eventWaiter: (() => void) | undefined;
+  readonly #events = new EventQueue<KvmiEvent>();
   #nextSeq = 1;
   #closed = false;
   #closedResolve!: () => void;
@@ -414,17 +414,10 @@ export class KvmiVm {
   // ---- events ----
 
   /** Events in arrival order, buffered from connection time; ends with the connection. */
-  async *events(): AsyncGenerator<KvmiEvent, void, undefined> {
-    for (;;) {
-      const next = this.#events.shift();
-      if (next !== undefined) {
-        yield next;
-        continue;
-      }
-      if (this.#closed) return;
-      await new Promise<void>((resolve) => (this.#eventWaiter = resolve));
-    }
+  events(): AsyncGenerator<KvmiEvent, void, undefined> {
+    return this.#events[Symbol.asyncIterator]();
   }
+
 
   /** Closes the connection; the VM releases every vCPU and removes every hook. */
   async close(): Promise<void> {
@@ -453,9 +446,6 @@ export class KvmiVm {
   #frame(f: Frame): void {
     if (f.id === this.#dialect.eventMessage) {
       this.#events.push(this.#makeEvent(f));
-      const wake = this.#eventWaiter;
-      this.#eventWaiter = undefined;
-      wake?.();
       return;
     }
     const p = this.#pending.get(f.seq);
@@ -511,9 +501,7 @@ export class KvmiVm {
     this.#closed = true;
     for (const p of this.#pending.values()) p.reject(reason);
     this.#pending.clear();
-    const wake = this.#eventWaiter;
-    this.#eventWaiter = undefined;
-    wake?.();
+    this.#events.close();
     this.#closedResolve();
   }
 }

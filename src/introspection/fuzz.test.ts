@@ -15,7 +15,7 @@ import { listen } from './client.js';
 import { encodeHello, parseUuid } from './handshake.js';
 import { KvmiSession, type SessionTransport } from './session.js';
 import { FakeTarget, type EventOutcome } from './testing/fake-target.js';
-import { prng } from './testing/prng.js';
+import { prng } from '../testing/prng.js';
 import { sampleRegs } from './testing/wire-samples.js';
 import { LAYOUTS } from './wire/commands.js';
 import { KVMI_ERRNO } from './wire/errors.js';

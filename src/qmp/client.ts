@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 
+import { EventQueue } from '../util/event-queue.js';
 import { QMP_ERROR_CLASSES, QmpError, type QmpErrorClass } from './errors.js';
 import { JsonStream } from './json-stream.js';
 import { isJsonObject, type JsonObject, type JsonValue } from './json-value.js';
@@ -33,8 +34,7 @@ export class QmpClient {
   readonly #stream = new JsonStream({ maxMessageBytes: 64 << 20 });
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
-  readonly #events: ReceivedEvent[] = [];
-  #eventWaiter: (() => void) | undefined;
+  readonly #events = new EventQueue<ReceivedEvent>();
   #closed = false;
   #greeting!: QmpGreeting;
 
@@ -93,17 +93,10 @@ export class QmpClient {
   }
 
   /** Events in arrival order, buffered from connection time; ends when the connection does. */
-  async *events(): AsyncGenerator<ReceivedEvent, void, undefined> {
-    for (;;) {
-      const next = this.#events.shift();
-      if (next !== undefined) {
-        yield next;
-        continue;
-      }
-      if (this.#closed) return;
-      await new Promise<void>((resolve) => (this.#eventWaiter = resolve));
-    }
+  events(): AsyncGenerator<ReceivedEvent, void, undefined> {
+    return this.#events[Symbol.asyncIterator]();
   }
+
 
   /** Waits for the next event with this name, skipping others. */
   async waitForEvent(name: string): Promise<ReceivedEvent> {
@@ -135,7 +128,6 @@ export class QmpClient {
     }
     if (typeof m.event === 'string') {
       this.#events.push(m as unknown as ReceivedEvent);
-      this.#wakeEvents();
       return;
     }
     // A reply without our id (a parse error) belongs to the oldest request: replies are in order.
@@ -153,17 +145,11 @@ export class QmpClient {
     }
   }
 
-  #wakeEvents(): void {
-    const wake = this.#eventWaiter;
-    this.#eventWaiter = undefined;
-    wake?.();
-  }
-
   #shutdown(reason: Error): void {
     if (this.#closed) return;
     this.#closed = true;
     for (const p of this.#pending.values()) p.reject(reason);
     this.#pending.clear();
-    this.#wakeEvents();
+    this.#events.close();
   }
 }

@@ -14,18 +14,8 @@ import { FakeMachine } from './fake-machine.js';
 import { JsonStream, type JsonStreamItem } from './json-stream.js';
 import { formatQmpJson } from './json-writer.js';
 import { QmpSession } from './session.js';
+import { prng } from '../testing/prng.js';
 
-/** mulberry32: a tiny seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FRAGMENTS = [
   '{', '}', '[', ']', ':', ',', ' ', '\n', '\t', '"execute"', '"exec-oob"', '"arguments"', '"id"', '"enable"',

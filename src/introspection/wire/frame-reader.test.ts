@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { prng } from '../testing/prng.js';
+import { prng } from '../../testing/prng.js';
 import { IntrospectionError, KvmiError } from './errors.js';
 import { FrameReader } from './frame-reader.js';
 import { decodeReply, encodeMessage, encodeReply, KVMI_MAX_PAYLOAD, type Frame } from './header.js';
