@@ -86,6 +86,8 @@ export interface HypervisorVcpu {
   /** A linear address through the vCPU's current paging mode, or null if unmapped. */
   translate(linear: bigint): bigint | null;
   nmi(): void;
+  /** KVM_SET_GUEST_DEBUG: `control` is KVM_GUESTDBG_* (ENABLE, SINGLESTEP, USE_SW_BP); 0 turns it off. */
+  setGuestDebug(control: number): void;
   /** The signal mask in force while inside KVM_RUN. */
   setSignalMask(sigset: Uint8Array): void;
   /** KVM_X86_SETUP_MCE: machine-check banks (MCG_CAP); MCG_CTL and every MCi_CTL all ones. */

@@ -1,9 +1,15 @@
 /**
  * The IntrospectionTarget of a real nodevisor Machine: guest memory through the VMM's own
  * mapping, vCPU state read in the vCPUs' threads, per-vCPU pauses through the vCPU control
- * words. Events (breakpoints, single-stepping, MSR and page-write interception) and changes to
- * vCPU state (SET_REGISTERS, INJECT_EXCEPTION) are not implemented yet: they answer
- * -EOPNOTSUPP.
+ * words. Events: breakpoints and single-stepping through KVM_SET_GUEST_DEBUG in the vCPU's
+ * thread, MSR writes through the VM's MSR filter; the vCPU that raised one waits in its thread
+ * (serving SET_REGISTERS, GET_REGISTERS, ...) until the reply. Page writes through read-only
+ * memory slots: RAM is split around the protected pages while every vCPU is stopped.
+ *
+ * On a PVM host (guest kernel mode emulated) KVM never reports an INT3 at CPL0 as a debug
+ * exit: its emulator stops at the INT3 with an emulation failure. With breakpoints
+ * intercepted the vCPU thread takes such a failure on a 0xCC byte as the breakpoint, and
+ * CONTINUE steps past the INT3 and injects the guest's #BP (what the CPU would have done).
  *
  * Known limits of the pause hold: QMP `cont`, a reset and a wakeup resume every vCPU, and so
  * release a hold the tool set with PAUSE_VCPU (the interface asks that they do not).
@@ -11,31 +17,34 @@
 import type { Machine } from '../machine/machine.js';
 import type { KvmiCommand, KvmiEventName } from './wire/ids.js';
 import type { Regs } from '../hypervisor/x86-state.js';
+import type { IntrospectionExit } from '../vcpu/messages.js';
 import type {
-  CpuidLeaf, ExceptionInjection, IntrospectionTarget, PhysicalRange, TargetEventSink, VcpuRegisters,
+  CpuidLeaf, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, TargetEvent, TargetEventSink, VcpuRegisters,
 } from './target.js';
 import { KvmiError } from './wire/errors.js';
+import { KVMI_PAGE_ACCESS_W } from './wire/ids.js';
 
 const PAGE_SHIFT = 12n;
+const PAGE_MASK_LOW = (1n << PAGE_SHIFT) - 1n;
 /** struct kvm_xcrs: u32 nr_xcrs, u32 flags, then {u32 xcr; u32 reserved; u64 value}[16]. */
 const KVM_MAX_XCRS = 16;
 
 /**
  * Commands the session accepts (capabilities.ts) that MachineTarget cannot serve yet: each
  * reaches a target method that answers -EOPNOTSUPP. CHECK_COMMAND should answer the same.
+ * CONTROL_MSR is added on a host without user-space MSR exits.
  */
-export const MACHINE_TARGET_UNSUPPORTED_COMMANDS: ReadonlySet<KvmiCommand> = new Set<KvmiCommand>([
-  'SET_REGISTERS', 'INJECT_EXCEPTION', 'VCPU_CONTROL_SINGLESTEP', 'CONTROL_MSR', 'SET_PAGE_ACCESS',
-]);
+export const MACHINE_TARGET_UNSUPPORTED_COMMANDS: ReadonlySet<KvmiCommand> = new Set<KvmiCommand>([]);
 
 /**
- * Events capabilities.ts offers that MachineTarget never raises yet. CONTROL_EVENTS enabling
- * BREAKPOINT fails (-EOPNOTSUPP from the target), but MSR, PF and SINGLESTEP are only recorded
- * by the session: CHECK_EVENT and CONTROL_EVENTS should refuse these.
+ * Events capabilities.ts offers that MachineTarget never raises: none, but MSR is added on a
+ * host without user-space MSR exits.
  */
-export const MACHINE_TARGET_UNSUPPORTED_EVENTS: ReadonlySet<KvmiEventName> = new Set<KvmiEventName>([
-  'BREAKPOINT', 'MSR', 'PF', 'SINGLESTEP',
-]);
+export const MACHINE_TARGET_UNSUPPORTED_EVENTS: ReadonlySet<KvmiEventName> = new Set<KvmiEventName>([]);
+
+/** x2APIC MSRs: KVM's MSR filter cannot take them. */
+const X2APIC_FIRST = 0x800;
+const X2APIC_LAST = 0x8ff;
 
 export interface MachineTargetOptions {
   /** The guest TSC frequency in Hz (KVM_GET_TSC_KHZ × 1000); default 0n, "unknown". */
@@ -43,7 +52,7 @@ export interface MachineTargetOptions {
 }
 
 export class MachineTarget implements IntrospectionTarget {
-  readonly unsupported = { commands: MACHINE_TARGET_UNSUPPORTED_COMMANDS, events: MACHINE_TARGET_UNSUPPORTED_EVENTS };
+  readonly unsupported: { readonly commands: ReadonlySet<KvmiCommand>; readonly events: ReadonlySet<KvmiEventName> };
   readonly #machine: Machine;
   readonly tscHz: bigint;
   /** vCPUs the tool holds paused (PAUSE_VCPU). */
@@ -51,17 +60,81 @@ export class MachineTarget implements IntrospectionTarget {
   /** Reads in flight per vCPU that paused it themselves; the last one lets it run again. */
   readonly #reading = new Map<number, number>();
   #sink: TargetEventSink | null = null;
+  /** MSRs whose guest writes are intercepted (VM-wide). */
+  readonly #msrs = new Set<number>();
+  /** Write-protected pages (page-aligned gpas). */
+  readonly #protected = new Set<bigint>();
 
   constructor(machine: Machine, options: MachineTargetOptions = {}) {
     this.#machine = machine;
     this.tscHz = options.tscHz ?? 0n;
+    const msrs = machine.canInterceptMsrs;
+    this.unsupported = {
+      commands: msrs ? MACHINE_TARGET_UNSUPPORTED_COMMANDS : new Set<KvmiCommand>([...MACHINE_TARGET_UNSUPPORTED_COMMANDS, 'CONTROL_MSR']),
+      events: msrs ? MACHINE_TARGET_UNSUPPORTED_EVENTS : new Set<KvmiEventName>([...MACHINE_TARGET_UNSUPPORTED_EVENTS, 'MSR']),
+    };
+    machine.setIntrospectionHandler((vcpu, event) => this.#onEvent(vcpu, event));
+  }
+
+  /** A vCPU waits for the reply to this: hand it to the session, or answer CONTINUE without one. */
+  #onEvent(vcpu: number, event: IntrospectionExit): void {
+    let answered = false;
+    const answer = (action: KvmiAction, newValue?: bigint): void => {
+      if (answered) return;
+      answered = true;
+      if (action === 'crash') this.crash(vcpu);
+      void this.#machine.introspectionVcpu(vcpu).replyEvent(action, newValue).catch(() => undefined);
+    };
+    let e: TargetEvent;
+    switch (event.kind) {
+      case 'breakpoint':
+        e = {
+          kind: 'breakpoint', vcpu, gva: event.gva, ...(event.gpa !== undefined ? { gpa: event.gpa } : {}),
+          insnLength: event.insnLength, reply: (action) => answer(action),
+        };
+        break;
+      case 'singlestep':
+        e = { kind: 'singlestep', vcpu, failed: event.failed, reply: (action) => answer(action) };
+        break;
+      case 'msr':
+        e = {
+          kind: 'msr', vcpu, msr: event.msr, oldValue: event.oldValue, newValue: event.newValue,
+          reply: (action, newValue) => answer(action, newValue),
+        };
+        break;
+      case 'pf':
+        e = {
+          kind: 'pf', vcpu, gpa: event.gpa, access: KVMI_PAGE_ACCESS_W,
+          reply: (action) => {
+            // RETRY runs the write again: on a page still protected that is this event again
+            // (raised once the session is done with this reply); otherwise the store happens.
+            if (action === 'retry' && this.#protected.has(event.gpa & ~PAGE_MASK_LOW) && !answered) {
+              answered = true;
+              setImmediate(() => this.#onEvent(vcpu, event));
+              return;
+            }
+            answer(action === 'retry' ? 'continue' : action);
+          },
+        };
+        break;
+    }
+    const sink = this.#sink;
+    if (sink === null) {
+      answer('continue', event.kind === 'msr' ? event.newValue : undefined);
+      return;
+    }
+    try {
+      sink(e);
+    } catch {
+      answer('continue', event.kind === 'msr' ? event.newValue : undefined);
+    }
   }
 
   get vcpuCount(): number {
     return this.#machine.cpuCount;
   }
 
-  /** The sink the session installed (no events are raised yet). */
+  /** The sink the session installed. */
   get eventSink(): TargetEventSink | null {
     return this.#sink;
   }
@@ -152,8 +225,8 @@ export class MachineTarget implements IntrospectionTarget {
     });
   }
 
-  setRegisters(_vcpu: number, _regs: Regs): Promise<void> {
-    return Promise.reject(new KvmiError('EOPNOTSUPP', 'SET_REGISTERS needs events, not implemented yet'));
+  setRegisters(vcpu: number, regs: Regs): Promise<void> {
+    return this.#stopped(vcpu, () => this.#machine.introspectionVcpu(vcpu).setRegs(regs));
   }
 
   async getCpuid(vcpu: number, fn: number, index: number): Promise<CpuidLeaf | undefined> {
@@ -181,25 +254,71 @@ export class MachineTarget implements IntrospectionTarget {
     });
   }
 
-  injectException(_vcpu: number, _exception: ExceptionInjection): Promise<void> {
-    return Promise.reject(new KvmiError('EOPNOTSUPP', 'exception injection is not implemented yet'));
+  injectException(vcpu: number, exception: ExceptionInjection): Promise<void> {
+    if (!Number.isInteger(exception.vector) || exception.vector < 0 || exception.vector > 31) {
+      return Promise.reject(new KvmiError('EINVAL', `vector ${exception.vector} is not an exception`));
+    }
+    return this.#stopped(vcpu, async () => {
+      try {
+        await this.#machine.introspectionVcpu(vcpu).injectException({
+          vector: exception.vector, hasErrorCode: exception.hasErrorCode, errorCode: exception.errorCode, address: exception.address,
+        });
+      } catch (e) {
+        if ((e as { code?: unknown }).code === 'EBUSY') throw new KvmiError('EBUSY', (e as Error).message);
+        throw e;
+      }
+    });
   }
 
-  setBreakpointIntercept(_vcpu: number, enable: boolean): Promise<void> {
-    // Switching off what was never on succeeds (the session undoes hooks when it ends).
-    return enable ? Promise.reject(new KvmiError('EOPNOTSUPP', 'breakpoint events are not implemented yet')) : Promise.resolve();
+  setBreakpointIntercept(vcpu: number, enable: boolean): Promise<void> {
+    return this.#stopped(vcpu, () => this.#machine.introspectionVcpu(vcpu).setGuestDebug({ breakpoints: enable }));
   }
 
-  setSingleStep(_vcpu: number, enable: boolean): Promise<void> {
-    return enable ? Promise.reject(new KvmiError('EOPNOTSUPP', 'single-stepping is not implemented yet')) : Promise.resolve();
+  setSingleStep(vcpu: number, enable: boolean): Promise<void> {
+    return this.#stopped(vcpu, () => this.#machine.introspectionVcpu(vcpu).setGuestDebug({ singleStep: enable }));
   }
 
-  setMsrIntercept(_msr: number, enable: boolean): Promise<void> {
-    return enable ? Promise.reject(new KvmiError('EOPNOTSUPP', 'MSR events are not implemented yet')) : Promise.resolve();
+  setMsrIntercept(msr: number, enable: boolean): Promise<void> {
+    if (enable === this.#msrs.has(msr)) return Promise.resolve();
+    if (enable && !this.#machine.canInterceptMsrs) {
+      return Promise.reject(new KvmiError('EOPNOTSUPP', 'this host cannot send MSR writes to user space'));
+    }
+    if (enable && msr >= X2APIC_FIRST && msr <= X2APIC_LAST) {
+      return Promise.reject(new KvmiError('EOPNOTSUPP', 'x2APIC MSRs cannot be filtered'));
+    }
+    const next = new Set(this.#msrs);
+    if (enable) next.add(msr);
+    else next.delete(msr);
+    try {
+      this.#machine.setInterceptedMsrs([...next]);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    if (enable) this.#msrs.add(msr);
+    else this.#msrs.delete(msr);
+    return Promise.resolve();
   }
 
-  setWriteProtect(_gpas: readonly bigint[], enable: boolean): Promise<void> {
-    return enable ? Promise.reject(new KvmiError('EOPNOTSUPP', 'write protection is not implemented yet')) : Promise.resolve();
+  async setWriteProtect(gpas: readonly bigint[], enable: boolean): Promise<void> {
+    const next = new Set(this.#protected);
+    for (const g of gpas) {
+      if (enable) next.add(g & ~PAGE_MASK_LOW);
+      else next.delete(g & ~PAGE_MASK_LOW);
+    }
+    if (next.size === this.#protected.size && [...next].every((g) => this.#protected.has(g))) return;
+    // Memory slots are replaced: no vCPU may run meanwhile.
+    await this.#allStopped(0, () => {
+      this.#machine.setWriteProtectedPages([...next].map(Number));
+      return Promise.resolve();
+    });
+    this.#protected.clear();
+    for (const g of next) this.#protected.add(g);
+  }
+
+  /** Runs `fn` with every vCPU from `from` on stopped (as #stopped does for one). */
+  #allStopped(from: number, fn: () => Promise<void>): Promise<void> {
+    if (from >= this.vcpuCount) return fn();
+    return this.#stopped(from, () => this.#allStopped(from + 1, fn));
   }
 
   setEventSink(sink: TargetEventSink | null): void {

@@ -62,6 +62,8 @@ export const KVM_SET_XSAVE = iow(0xa5, 4096);
 export const KVM_GET_XCRS = ior(0xa6, 392);
 export const KVM_SET_XCRS = iow(0xa7, 392);
 export const KVM_TRANSLATE = iowr(0x85, 24);
+/** struct kvm_guest_debug: u32 control, u32 pad, u64 debugreg[8]. */
+export const KVM_SET_GUEST_DEBUG = iow(0x9b, 72);
 
 /** Names for error messages: "KVM_RUN failed: EFAULT". */
 export const IOCTL_NAMES: ReadonlyMap<number, string> = new Map(Object.entries({

@@ -126,29 +126,22 @@ export class KvmVm implements HypervisorVm {
     const b = new Uint8Array(K.KVM_MSR_FILTER_SIZE);
     const v = new DataView(b.buffer);
     v.setUint32(0, 0, true); // KVM_MSR_FILTER_DEFAULT_ALLOW
-    // Bitmaps need a native address: one anonymous page holds both (each at most 8 KiB).
-    const scratchBytes = 2 * 8192;
+    const ranges = msrFilterRanges(deny);
+    if (ranges.length > 16) throw new NodevisorError('ERR_KVM_IOCTL', 'MSR filter needs more than 16 ranges');
+    // Bitmaps need a native address: one anonymous mapping holds them all (each at most 8 KiB).
+    const scratchBytes = Math.max(1, ranges.length) * 8192;
     const scratch = mmap(scratchBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
     if (!scratch) throw new KvmError('mmap(msr filter bitmap)', errno());
     const scratchAddr = addressOf(scratch);
     const scratchView = new Uint8Array(viewAt(scratchAddr, scratchBytes));
-    let r = 0;
-    for (const kind of [{ flag: 1, pick: 'read' }, { flag: 2, pick: 'write' }] as const) {
-      const idx = deny.filter((d) => d[kind.pick]).map((d) => d.index).sort((a, b2) => a - b2);
-      if (idx.length === 0) continue;
-      const base = idx[0]!;
-      const nmsrs = idx[idx.length - 1]! - base + 1;
-      if (r >= 16 || nmsrs > 0x10000) throw new NodevisorError('ERR_KVM_IOCTL', 'MSR filter ranges too wide');
-      const bitmap = new Uint8Array(Math.ceil(nmsrs / 8)).fill(0xff); // a set bit allows
-      for (const i of idx) bitmap[(i - base) >> 3]! &= ~(1 << ((i - base) & 7));
-      scratchView.set(bitmap, r * 8192);
+    ranges.forEach((range, r) => {
+      scratchView.set(range.bitmap, r * 8192);
       const at = 8 + r * 24; // struct kvm_msr_filter_range { u32 flags, nmsrs, base; u8 *bitmap }
-      v.setUint32(at, kind.flag, true);
-      v.setUint32(at + 4, nmsrs, true);
-      v.setUint32(at + 8, base, true);
+      v.setUint32(at, range.flags, true);
+      v.setUint32(at + 4, range.nmsrs, true);
+      v.setUint32(at + 8, range.base, true);
       v.setBigUint64(at + 16, scratchAddr + BigInt(r * 8192), true);
-      r++;
-    }
+    });
     try {
       ioctl(this.fd, K.KVM_X86_SET_MSR_FILTER, b);
     } finally {
@@ -387,6 +380,13 @@ export class KvmVcpu implements HypervisorVcpu {
     ioctlInt(this.fd, K.KVM_NMI);
   }
 
+  /** KVM_SET_GUEST_DEBUG with `control` (KVM_GUESTDBG_*) and no debug registers. */
+  setGuestDebug(control: number): void {
+    const b = new Uint8Array(72);
+    new DataView(b.buffer).setUint32(0, control >>> 0, true);
+    ioctl(this.fd, K.KVM_SET_GUEST_DEBUG, b);
+  }
+
   setupMce(mcgCap: bigint): void {
     setupMce(this.fd, mcgCap);
   }
@@ -405,6 +405,46 @@ export class KvmVcpu implements HypervisorVcpu {
 }
 
 const KVM_EXIT_MEMORY_FAULT = 39;
+
+/** struct kvm_guest_debug control bits. */
+export const KVM_GUESTDBG_ENABLE = 0x1;
+export const KVM_GUESTDBG_SINGLESTEP = 0x2;
+export const KVM_GUESTDBG_USE_SW_BP = 0x10000;
+
+/** One struct kvm_msr_filter_range: `flags` 1 read, 2 write; a clear bit in `bitmap` denies. */
+export interface MsrFilterRange {
+  flags: number;
+  base: number;
+  nmsrs: number;
+  bitmap: Uint8Array;
+}
+
+/**
+ * The ranges of an MSR filter that denies `deny` (one kind of access per range): sorted
+ * indices are grouped so that each range spans at most 65536 MSRs (an 8 KiB bitmap).
+ */
+export function msrFilterRanges(deny: ReadonlyArray<{ index: number; read: boolean; write: boolean }>): MsrFilterRange[] {
+  const out: MsrFilterRange[] = [];
+  for (const kind of [{ flag: 1, pick: 'read' }, { flag: 2, pick: 'write' }] as const) {
+    const idx = [...new Set(deny.filter((d) => d[kind.pick]).map((d) => d.index >>> 0))].sort((a, b) => a - b);
+    let group: number[] = [];
+    const flush = (): void => {
+      if (group.length === 0) return;
+      const base = group[0]!;
+      const nmsrs = group[group.length - 1]! - base + 1;
+      const bitmap = new Uint8Array(Math.ceil(nmsrs / 8)).fill(0xff); // a set bit allows
+      for (const i of group) bitmap[(i - base) >> 3]! &= ~(1 << ((i - base) & 7));
+      out.push({ flags: kind.flag, base, nmsrs, bitmap });
+      group = [];
+    };
+    for (const i of idx) {
+      if (group.length > 0 && i - group[0]! >= 0x10000) flush();
+      group.push(i);
+    }
+    flush();
+  }
+  return out;
+}
 export const KVM_PIT_SPEAKER_DUMMY = 1;
 export const KVM_MP_STATE_RUNNABLE = 0;
 export const KVM_MP_STATE_UNINITIALIZED = 1;

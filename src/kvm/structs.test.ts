@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { zeroRegs, type Sregs } from '../hypervisor/x86-state.js';
 import { KVM_DIRTY_GFN_SIZE } from './dirty-ring.js';
 import * as K from './ioctls.js';
+import { KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, msrFilterRanges } from './kvm.js';
 import {
   decodeRegs, decodeSregs, encodeRegs, encodeSregs, KVM_CPUID_ENTRY2_SIZE, KVM_FPU_SIZE, KVM_IRQ_ROUTING_ENTRY_SIZE, KVM_LAPIC_STATE_SIZE,
   KVM_MSR_ENTRY_SIZE, KVM_REGS_SIZE, KVM_RUN, KVM_SEGMENT_SIZE, KVM_SREGS_SIZE, KVM_USERSPACE_MEMORY_REGION_SIZE, SREGS,
@@ -21,6 +22,7 @@ const PROBE = `
 #define S(t) printf(#t " %zu\\n", sizeof(struct t));
 #define O(t, f) printf(#t "." #f " %zu\\n", offsetof(struct t, f));
 #define I(n) printf(#n " %lu\\n", (unsigned long)(n));
+#define V(n) printf("value." #n " %lu\\n", (unsigned long)(n));
 int main(void) {
   S(kvm_regs) S(kvm_sregs) S(kvm_segment) S(kvm_userspace_memory_region) S(kvm_cpuid_entry2)
   S(kvm_msr_entry) S(kvm_lapic_state) S(kvm_fpu) S(kvm_irq_routing_entry) O(kvm_irq_routing_entry, u.irqchip.pin)
@@ -46,7 +48,8 @@ int main(void) {
   I(KVM_GET_LAPIC) I(KVM_SET_LAPIC) I(KVM_GET_FPU) I(KVM_SET_FPU) I(KVM_SET_SIGNAL_MASK) I(KVM_SET_MP_STATE)
   I(KVM_GET_VCPU_EVENTS) I(KVM_SET_VCPU_EVENTS) I(KVM_GET_XCRS) I(KVM_SET_XCRS) I(KVM_TRANSLATE)
   I(KVM_SET_IDENTITY_MAP_ADDR) I(KVM_SET_GSI_ROUTING) I(KVM_SET_TSS_ADDR) I(KVM_ENABLE_CAP) I(KVM_GET_XSAVE) I(KVM_NMI)
-  I(KVM_X86_SET_MSR_FILTER) I(KVM_RESET_DIRTY_RINGS)
+  I(KVM_X86_SET_MSR_FILTER) I(KVM_RESET_DIRTY_RINGS) I(KVM_SET_GUEST_DEBUG)
+  S(kvm_guest_debug) V(KVM_GUESTDBG_ENABLE) V(KVM_GUESTDBG_SINGLESTEP) V(KVM_GUESTDBG_USE_SW_BP)
   return 0;
 }`;
 
@@ -134,4 +137,23 @@ test('regs and sregs survive an encode/decode round trip', () => {
   const sb = encodeSregs(s);
   assert.equal(new DataView(sb.buffer).getBigUint64(SREGS.cr3, true), 0x9000n);
   assert.deepEqual(decodeSregs(sb), s);
+});
+
+test('kvm_guest_debug: 72 bytes, and the control bits', () => {
+  const h = probeKernelHeader();
+  assert.equal(h.get('kvm_guest_debug'), 72);
+  assert.equal(h.get('KVM_SET_GUEST_DEBUG'), K.KVM_SET_GUEST_DEBUG);
+  assert.equal(h.get('value.KVM_GUESTDBG_ENABLE'), KVM_GUESTDBG_ENABLE);
+  assert.equal(h.get('value.KVM_GUESTDBG_SINGLESTEP'), KVM_GUESTDBG_SINGLESTEP);
+  assert.equal(h.get('value.KVM_GUESTDBG_USE_SW_BP'), KVM_GUESTDBG_USE_SW_BP);
+});
+
+test('MSR filter ranges: one per kind and cluster, at most 65536 MSRs wide; a clear bit denies', () => {
+  const hv = Array.from({ length: 6 }, (_, i) => ({ index: 0x40000100 + i, read: true, write: true }));
+  const ranges = msrFilterRanges([...hv, { index: 0x174, read: false, write: true }, { index: 0x176, read: false, write: true }]);
+  assert.deepEqual(ranges.map((r) => [r.flags, r.base.toString(16), r.nmsrs]), [
+    [1, '40000100', 6], [2, '174', 3], [2, '40000100', 6],
+  ]);
+  assert.deepEqual([...ranges[1]!.bitmap], [0b1111_1010], '0x174 and 0x176 denied, 0x175 allowed');
+  assert.deepEqual(msrFilterRanges([]), []);
 });

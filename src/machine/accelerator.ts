@@ -125,6 +125,32 @@ const KVM_MSR_EXIT_REASON_FILTER = 1 << 2;
 const HV_X64_MSR_CRASH_P0 = 0x40000100;
 const HV_X64_MSR_CRASH_CTL = 0x40000105;
 
+/** One MSR the filter denies to the guest (its accesses exit to user space). */
+export interface MsrFilterEntry {
+  index: number;
+  read: boolean;
+  write: boolean;
+}
+
+/** The Hyper-V crash MSRs behind the MSR filter (hv-crash in user space): reads and writes. */
+export const HYPERV_CRASH_MSR_FILTER: readonly MsrFilterEntry[] = Array.from(
+  { length: HV_X64_MSR_CRASH_CTL - HV_X64_MSR_CRASH_P0 + 1 },
+  (_, i) => ({ index: HV_X64_MSR_CRASH_P0 + i, read: true, write: true }),
+);
+
+/**
+ * Sends accesses the MSR filter denies to user space (KVM_CAP_X86_USER_SPACE_MSR with the
+ * FILTER reason). Shared by hv-crash and introspection's MSR events; with no filter set it
+ * changes nothing. False when the host cannot (no user-space MSRs or no MSR filter).
+ */
+export function enableUserSpaceMsrs(vm: HypervisorVm): boolean {
+  // KVM answers 1 for user-space MSRs (not the reasons it supports): it rejects bad reasons
+  // in KVM_ENABLE_CAP instead.
+  if (vm.checkExtension('X86_USER_SPACE_MSR') === 0 || vm.checkExtension('X86_MSR_FILTER') === 0) return false;
+  vm.enableCap('X86_USER_SPACE_MSR', BigInt(KVM_MSR_EXIT_REASON_FILTER));
+  return true;
+}
+
 /**
  * `-cpu host,hv-crash`: where the Hyper-V crash MSRs will live. A host whose KVM emulates
  * Hyper-V keeps them and reports a crash as a system event (QEMU's way); otherwise the MSR
@@ -132,18 +158,14 @@ const HV_X64_MSR_CRASH_CTL = 0x40000105;
  */
 export function setUpHypervCrash(kvm: Hypervisor, vm: HypervisorVm): 'kvm' | 'user' {
   if (kvm.checkExtension('HYPERV') > 0) return 'kvm';
-  // KVM answers 1 for user-space MSRs (not the reasons it supports): it rejects bad reasons
-  // in KVM_ENABLE_CAP instead.
-  if (vm.checkExtension('X86_USER_SPACE_MSR') === 0 || vm.checkExtension('X86_MSR_FILTER') === 0) {
-    throw new NodevisorError('ERR_KVM_UNAVAILABLE',
-      'hv-crash: this host\'s KVM neither emulates Hyper-V nor sends filtered MSRs to user space (KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_MSR_FILTER)');
-  }
   try {
-    vm.enableCap('X86_USER_SPACE_MSR', BigInt(KVM_MSR_EXIT_REASON_FILTER));
-    const msrs = [];
-    for (let index = HV_X64_MSR_CRASH_P0; index <= HV_X64_MSR_CRASH_CTL; index++) msrs.push({ index, read: true, write: true });
-    vm.setMsrFilter(msrs);
+    if (!enableUserSpaceMsrs(vm)) {
+      throw new NodevisorError('ERR_KVM_UNAVAILABLE',
+        'hv-crash: this host\'s KVM neither emulates Hyper-V nor sends filtered MSRs to user space (KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_MSR_FILTER)');
+    }
+    vm.setMsrFilter(HYPERV_CRASH_MSR_FILTER);
   } catch (e) {
+    if (e instanceof NodevisorError) throw e;
     throw failed('hv-crash: setting up the MSR filter failed', e);
   }
   return 'user';

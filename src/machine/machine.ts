@@ -35,9 +35,11 @@ import { isGuestCause, type ShutdownCause } from '../runstate/shutdown-cause.js'
 import type { FakeHypervisor } from '../testing/fake-hypervisor.js';
 import { exitReasonName } from '../vcpu/exit-reason.js';
 import { exitReport } from '../vcpu/exit-report.js';
-import type { VcpuBackend, VcpuEvent, VcpuRunConfig } from '../vcpu/messages.js';
+import type { IntrospectionExit, VcpuBackend, VcpuEvent, VcpuRunConfig } from '../vcpu/messages.js';
 import { VcpuThread } from '../vcpu/vcpu-thread.js';
-import { setUpAccelerator, setUpHypervCrash, type AcceleratorInfo } from './accelerator.js';
+import {
+  enableUserSpaceMsrs, HYPERV_CRASH_MSR_FILTER, setUpAccelerator, setUpHypervCrash, type AcceleratorInfo,
+} from './accelerator.js';
 import { withHypervCrash } from '../arch/x86/hyperv-crash.js';
 import { monotonicMs } from '../devices/legacy/ib700.js';
 import { DEFAULT_ACCEL, type MachineConfig } from './config.js';
@@ -85,6 +87,18 @@ export interface MachineOptions {
    * produce go through the real exit handling. Never offered on the command line.
    */
   readonly fakeHypervisor?: FakeHypervisor;
+}
+
+/** KVM_MEM_READONLY: guest writes to the slot exit as MMIO. */
+const KVM_MEM_READONLY = 2;
+
+/** One RAM memory slot as given to KVM_SET_USER_MEMORY_REGION. */
+interface RamSlot {
+  id: number;
+  gpa: number;
+  size: number;
+  hostAddress: bigint;
+  readonly: boolean;
 }
 
 export class Machine {
@@ -155,6 +169,15 @@ export class Machine {
         vm.createPit2();
       }
       const hvCrash = config.cpu.hvCrash === true ? setUpHypervCrash(kvm, vm) : 'off';
+      // Introspection's MSR events use the same user-space MSR exits (set up now: before vCPUs).
+      let userSpaceMsrs = hvCrash === 'user';
+      if (!userSpaceMsrs) {
+        try {
+          userSpaceMsrs = enableUserSpaceMsrs(vm);
+        } catch {
+          userSpaceMsrs = false; // no MSR events, nothing else lost
+        }
+      }
       const runConfig: VcpuRunConfig = {
         notifyVmexit: accel.notifyVmexit, irqchip: accel.kernelIrqchip === 'on', dirtyRingEntries: accel.dirtyRingSize,
         hvCrash,
@@ -196,6 +219,9 @@ export class Machine {
         serialSink: (ring) => ({ write: (b) => void ring.push(b) }),
       }), vcpus, vcpuFds, kernel, initrd, serial, options.actions, accelerator);
       main.earlyWarnings.push(...warnings);
+      main.userSpaceMsrs = userSpaceMsrs;
+      main.ramSlots = ram.memory.regions.map((r, id) => ({ id, gpa: r.gpa, size: r.size, hostAddress: r.hostAddress, readonly: false }));
+      main.hvCrashFilter = hvCrash === 'user';
 
       const boot = main.loadImages();
       const msrs = bootMsrs();
@@ -229,6 +255,13 @@ export class Machine {
 
   private initialIrqchip: Uint8Array[] = [];
   private initialPit: Uint8Array | null = null;
+  /** Whether filtered MSR accesses exit to user space (KVM_CAP_X86_USER_SPACE_MSR is on). */
+  private userSpaceMsrs = false;
+  /** hv-crash's MSRs are in the MSR filter (they stay there whatever introspection does). */
+  private hvCrashFilter = false;
+  private introspectionHandler: ((vcpu: number, event: IntrospectionExit) => void) | null = null;
+  /** The RAM memory slots as KVM has them (split around write-protected pages). */
+  private ramSlots: RamSlot[] = [];
 
   get status(): MachineStatus {
     return this.runState.state;
@@ -582,10 +615,88 @@ export class Machine {
    * the CPUID table it was given. Each read waits until the vCPU is paused (`pauseVcpu`, or
    * the machine paused).
    */
-  introspectionVcpu(index: number): Pick<VcpuThread, 'getState' | 'getMsrs' | 'getXsave' | 'getXcrs' | 'cpuid'> {
+  introspectionVcpu(index: number): Pick<
+    VcpuThread,
+    'getState' | 'getMsrs' | 'getXsave' | 'getXcrs' | 'cpuid' | 'setRegs' | 'injectException' | 'setGuestDebug' | 'replyEvent'
+  > {
     const v = this.vcpus[index];
     if (!v) throw new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`);
     return v;
+  }
+
+  /**
+   * Introspection: where vCPU events (breakpoints, single steps, MSR writes) go. Each vCPU that
+   * raised one waits for `introspectionVcpu(i).replyEvent`. Without a handler an event is
+   * answered 'continue' at once (the guest's own behaviour).
+   */
+  setIntrospectionHandler(handler: ((vcpu: number, event: IntrospectionExit) => void) | null): void {
+    this.introspectionHandler = handler;
+  }
+
+  /**
+   * Introspection: makes exactly these 4 KiB RAM pages (page-aligned gpas) read-only to the
+   * guest: RAM is split into memory slots, the protected runs KVM_MEM_READONLY, so that guest
+   * writes there exit as MMIO (and become introspection events). KVM cannot change a live
+   * slot's flags, so slots are deleted and made again: every vCPU must be stopped meanwhile
+   * (the caller's job), or a vCPU could touch RAM while its slot is missing.
+   */
+  setWriteProtectedPages(pages: readonly number[]): void {
+    const protectedPages = [...new Set(pages.map((p) => p - (p % 4096)))].sort((a, b) => a - b);
+    const next: Omit<RamSlot, 'id'>[] = [];
+    for (const r of this.ram.memory.regions) {
+      const end = r.gpa + r.size;
+      const piece = (gpa: number, size: number, readonly: boolean): void => {
+        next.push({ gpa, size, readonly, hostAddress: r.hostAddress + BigInt(gpa - r.gpa) });
+      };
+      let at = r.gpa;
+      const inside = protectedPages.filter((p) => p >= r.gpa && p + 4096 <= end);
+      for (let i = 0; i < inside.length;) {
+        const start = inside[i]!;
+        let stop = start + 4096;
+        for (i++; i < inside.length && inside[i] === stop; i++) stop += 4096;
+        if (start > at) piece(at, start - at, false);
+        piece(start, stop - start, true);
+        at = stop;
+      }
+      if (at < end) piece(at, end - at, false);
+    }
+    const same = (a: Omit<RamSlot, 'id'>, b: Omit<RamSlot, 'id'>): boolean => a.gpa === b.gpa && a.size === b.size && a.readonly === b.readonly;
+    const keep = this.ramSlots.filter((s) => next.some((n) => same(s, n)));
+    for (const s of this.ramSlots) {
+      if (!keep.includes(s)) this.vm.setUserMemoryRegion(s.id, s.gpa, 0, s.hostAddress, s.readonly ? KVM_MEM_READONLY : 0);
+    }
+    const used = new Set(keep.map((s) => s.id));
+    const slots = [...keep];
+    for (const n of next) {
+      if (keep.some((s) => same(s, n))) continue;
+      let id = 0;
+      while (used.has(id)) id++;
+      used.add(id);
+      this.vm.setUserMemoryRegion(id, n.gpa, n.size, n.hostAddress, n.readonly ? KVM_MEM_READONLY : 0);
+      slots.push({ id, ...n });
+    }
+    this.ramSlots = slots;
+  }
+
+  /** The RAM ranges now read-only to the guest (write-protected for introspection), by address. */
+  readOnlyRam(): Array<{ gpa: number; size: number }> {
+    return this.ramSlots.filter((s) => s.readonly).map((s) => ({ gpa: s.gpa, size: s.size })).sort((a, b) => a.gpa - b.gpa);
+  }
+
+  /** Introspection: whether guest writes to MSRs can be intercepted (user-space MSR exits and the MSR filter). */
+  get canInterceptMsrs(): boolean {
+    return this.userSpaceMsrs;
+  }
+
+  /**
+   * Introspection: guest writes to these MSRs, on every vCPU, exit to the VMM (a deny-write
+   * MSR filter, VM-wide; hv-crash's MSRs stay in it). An empty list leaves only hv-crash's.
+   */
+  setInterceptedMsrs(msrs: readonly number[]): void {
+    if (!this.userSpaceMsrs) throw new NodevisorError('ERR_KVM_UNAVAILABLE', 'this host cannot send MSR writes to user space');
+    const base = this.hvCrashFilter ? HYPERV_CRASH_MSR_FILTER : [];
+    const owned = new Set(base.map((m) => m.index));
+    this.vm.setMsrFilter([...base, ...msrs.filter((i) => !owned.has(i)).map((index) => ({ index, read: false, write: true }))]);
   }
 
   /** Feeds bytes to COM1's receiver; what does not fit waits for the guest to read. */
@@ -669,6 +780,12 @@ export class Machine {
         const report = exitReport(e.exit, e.why, e.regs, e.sregs, e.code, e.codeIndex);
         this.events.emit('internal-error', { vcpu: index, report });
         void this.exclusive(() => this.vmStop('internal-error'));
+        return;
+      }
+      case 'introspection': {
+        const handler = this.introspectionHandler;
+        if (handler !== null) handler(index, e.event);
+        else void this.vcpus[index]?.replyEvent('continue').catch(() => undefined);
         return;
       }
       case 'debug':

@@ -242,5 +242,10 @@ export class FakeVcpu implements HypervisorVcpu {
     return linear;
   }
   nmi(): void {}
+  /** The last KVM_SET_GUEST_DEBUG control word (KVM_GUESTDBG_*). */
+  guestDebug = 0;
+  setGuestDebug(control: number): void {
+    this.guestDebug = control;
+  }
   setSignalMask(): void {}
 }

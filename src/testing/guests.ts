@@ -22,6 +22,8 @@ export const GUESTS: Readonly<Record<string, GuestFormat>> = {
   spin: 'pvh-elf',
   acpi: 'pvh-elf',
   'acpi-sleep': 'pvh-elf',
+  breakpoint: 'pvh-elf',
+  'msr-write': 'pvh-elf',
   pvpanic: 'pvh-elf',
   watchdog: 'pvh-elf',
   hvcrash: 'pvh-elf',

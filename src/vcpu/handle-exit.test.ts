@@ -162,3 +162,60 @@ test('every KVM exit number decodes to a handled exit, and the report names what
   assert.match(describeExit({ reason: 'unhandled', exitReason: 77, hardwareExitReason: 0n })[0]!, /unknown exit reason 77/);
   assert.match(describeExit({ reason: 'internal-error', suberror: 3, data: [1n] }).join('\n'), /Suberror: 3[\s\S]*deliver an event/);
 });
+
+test('introspection: debug exits become breakpoint and single-step actions only when asked for', () => {
+  const { ctx } = context();
+  const bp = { reason: 'debug', exception: 3, pc: 0x1234n, dr6: 0n, dr7: 0n } as const;
+  const db = { reason: 'debug', exception: 1, pc: 0x1235n, dr6: 0x4000n, dr7: 0n } as const;
+  assert.equal(handleExit(bp, ctx).kind, 'debug', 'nobody asked: unexpected');
+  assert.equal(handleExit(db, ctx).kind, 'debug');
+  const both = { ...ctx, debug: { breakpoints: true, singleStep: true } };
+  assert.deepEqual(handleExit(bp, both), { kind: 'breakpoint', gva: 0x1234n, emulated: false });
+  assert.deepEqual(handleExit(db, both), { kind: 'singlestep' });
+  const bpOnly = { ...ctx, debug: { breakpoints: true, singleStep: false } };
+  assert.equal(handleExit(db, bpOnly).kind, 'debug', 'a #DB without single-stepping is not an event');
+});
+
+test('introspection: an emulation failure on an INT3 is a breakpoint while breakpoints are intercepted (PVM)', () => {
+  const { ctx } = context();
+  const emu: VcpuExit = { reason: 'internal-error', suberror: 1, data: [] };
+  let probes = 0;
+  const at = (gva: bigint | null) => (): bigint | null => { probes++; return gva; };
+  assert.equal(handleExit(emu, { ...ctx, int3AtRip: at(0x1000n) }).kind, 'internal-error', 'not intercepted');
+  assert.equal(probes, 0, 'guest memory is not looked at unless breakpoints are on');
+  const on = { ...ctx, debug: { breakpoints: true, singleStep: false } };
+  assert.deepEqual(handleExit(emu, { ...on, int3AtRip: at(0x1000n) }), { kind: 'breakpoint', gva: 0x1000n, emulated: true });
+  assert.equal(handleExit(emu, { ...on, int3AtRip: at(null) }).kind, 'internal-error', 'another instruction failed');
+  assert.equal(handleExit({ reason: 'internal-error', suberror: 3, data: [] }, { ...on, int3AtRip: at(0x1000n) }).kind, 'internal-error');
+});
+
+test('introspection: a filtered WRMSR of an MSR the VMM does not own waits for the tool, unanswered', () => {
+  const { ctx } = context();
+  const answers: string[] = [];
+  const msrCtx: ExitContext = {
+    ...ctx,
+    msrs: { read: () => undefined, write: (i) => i === 0x40000100, owns: (i) => i >= 0x40000100 && i <= 0x40000105 },
+    answer: { answerRdmsr: (v) => answers.push(`rd ${String(v)}`), answerWrmsr: (ok) => answers.push(`wr ${ok}`) },
+  };
+  assert.deepEqual(handleExit({ reason: 'x86-wrmsr', index: 0x174, value: 0x10n, msrReason: KVM_MSR_EXIT_REASON.FILTER }, msrCtx),
+    { kind: 'msr-write', index: 0x174, value: 0x10n });
+  assert.deepEqual(answers, [], 'the exit is answered after the reply');
+  assert.deepEqual(handleExit({ reason: 'x86-wrmsr', index: 0x40000100, value: 1n, msrReason: KVM_MSR_EXIT_REASON.FILTER }, msrCtx), { kind: 'continue' });
+  assert.deepEqual(answers, ['wr true'], 'ours are handled as before');
+  // Not filtered (KVM does not know it): #GP as before, never an event.
+  assert.equal(handleExit({ reason: 'x86-wrmsr', index: 0x174, value: 0n, msrReason: KVM_MSR_EXIT_REASON.UNKNOWN }, msrCtx).kind, 'warn');
+});
+
+test('introspection: an MMIO write inside RAM hit a write-protected page: not stored, a ram-write action', () => {
+  const { ctx, mem } = context();
+  const ram = { ...ctx, isRam: (gpa: number, length: number): boolean => gpa >= 0x1000 && gpa + length <= 0x100000 };
+  const data = Uint8Array.of(1, 2, 3, 4);
+  const action = handleExit({ reason: 'mmio', gpa: 0x5000, isWrite: true, data }, ram);
+  assert.deepEqual(action, { kind: 'ram-write', gpa: 0x5000, data: Uint8Array.of(1, 2, 3, 4) });
+  data[0] = 9;
+  assert.equal(action.kind === 'ram-write' ? action.data[0] : -1, 1, 'a copy: the run page may change meanwhile');
+  // Devices are untouched; device MMIO is as before.
+  handleExit({ reason: 'mmio', gpa: 0xd0000000, isWrite: true, data: Uint8Array.of(7) }, ram);
+  assert.deepEqual(mem.log, ['w0=7']);
+  assert.equal(handleExit({ reason: 'mmio', gpa: 0x5000, isWrite: false, data: new Uint8Array(4) }, ram).kind, 'continue');
+});

@@ -7,7 +7,7 @@
  */
 import type { Bus } from '../bus/bus.js';
 import type { MsrAnswer, VcpuExit } from './exit.js';
-import { KVM_MSR_EXIT_REASON, KVM_NOTIFY_CONTEXT_INVALID, KVM_SYSTEM_EVENT } from './exit-reason.js';
+import { KVM_INTERNAL_ERROR, KVM_MSR_EXIT_REASON, KVM_NOTIFY_CONTEXT_INVALID, KVM_SYSTEM_EVENT } from './exit-reason.js';
 
 /** MSRs the VMM implements in user space (reached through the MSR filter). */
 export interface UserMsrs {
@@ -15,6 +15,20 @@ export interface UserMsrs {
   read(index: number): bigint | undefined;
   /** True when the MSR is ours and took the value. */
   write(index: number, value: bigint): boolean;
+  /**
+   * Whether the MSR is one of ours (the VMM's own MSRs behind the filter). A filtered write
+   * to an MSR that is not ours was denied for introspection: it becomes an `msr-write` action.
+   * Absent: every filtered MSR is ours.
+   */
+  owns?(index: number): boolean;
+}
+
+/** What introspection asked of this vCPU (KVM_SET_GUEST_DEBUG): how debug exits are meant. */
+export interface DebugIntercepts {
+  /** INT3 exits to the VMM (KVM_GUESTDBG_USE_SW_BP). */
+  readonly breakpoints: boolean;
+  /** Every instruction exits (KVM_GUESTDBG_SINGLESTEP). */
+  readonly singleStep: boolean;
 }
 
 /** `-accel kvm,notify-vmexit=`: what a notify exit does. */
@@ -30,6 +44,19 @@ export interface ExitContext {
   /** The run page, where the answer to an MSR exit goes. */
   readonly answer: MsrAnswer;
   readonly notifyVmexit: NotifyVmexitPolicy;
+  /** Introspection's breakpoint and single-step interception; absent: none. */
+  readonly debug?: DebugIntercepts;
+  /**
+   * The linear address of the instruction at RIP when it is an INT3 (0xCC), else null. On a
+   * host that emulates the guest's kernel mode (PVM) an INT3 there is not a debug exit but an
+   * emulation failure stopped at it; with breakpoints intercepted, that is a breakpoint too.
+   */
+  int3AtRip?(): bigint | null;
+  /**
+   * Whether [gpa, gpa+length) is guest RAM. A write there that exits as MMIO hit a page made
+   * read-only for introspection: it becomes a `ram-write` action. Absent: no RAM is protected.
+   */
+  isRam?(gpa: number, length: number): boolean;
 }
 
 export type ExitAction =
@@ -45,6 +72,17 @@ export type ExitAction =
   /** Stop the VM in internal-error; `why` says what an operator needs to know beyond the exit. */
   | { kind: 'internal-error'; exit: VcpuExit; why?: string }
   | { kind: 'debug'; exit: VcpuExit }
+  /**
+   * An intercepted INT3 at linear address `gva`. `emulated`: reported as an emulation failure
+   * (RIP on the INT3, nothing injected by KVM yet), not as a KVM_EXIT_DEBUG.
+   */
+  | { kind: 'breakpoint'; gva: bigint; emulated: boolean }
+  /** One instruction done under introspection's single-stepping. */
+  | { kind: 'singlestep' }
+  /** A guest write to write-protected RAM, not stored yet: `data` (a copy) goes to `gpa` if the tool agrees. */
+  | { kind: 'ram-write'; gpa: number; data: Uint8Array }
+  /** A WRMSR denied for introspection: the exit stays unanswered until the tool replies. */
+  | { kind: 'msr-write'; index: number; value: bigint }
   /** This vCPU's dirty ring must be harvested before it can run again. */
   | { kind: 'harvest-dirty-ring' };
 
@@ -99,6 +137,9 @@ function msrAccess(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'x86-rdms
     ctx.answer.answerRdmsr(value);
     if (value !== undefined) return CONTINUE;
   } else {
+    if (exit.msrReason === KVM_MSR_EXIT_REASON.FILTER && ctx.msrs.owns !== undefined && !ctx.msrs.owns(exit.index)) {
+      return { kind: 'msr-write', index: exit.index, value: exit.value };
+    }
     const ok = ctx.msrs.write(exit.index, exit.value);
     ctx.answer.answerWrmsr(ok);
     if (ok) return CONTINUE;
@@ -116,6 +157,7 @@ export function handleExit(exit: VcpuExit, ctx: ExitContext): ExitAction {
       portIo(ctx, exit);
       return CONTINUE;
     case 'mmio':
+      if (exit.isWrite && ctx.isRam?.(exit.gpa, exit.data.length) === true) return { kind: 'ram-write', gpa: exit.gpa, data: exit.data.slice() };
       mmio(ctx, exit);
       return CONTINUE;
     case 'intr':
@@ -132,6 +174,9 @@ export function handleExit(exit: VcpuExit, ctx: ExitContext): ExitAction {
       if (exit.type === KVM_SYSTEM_EVENT.CRASH) return { kind: 'guest-panic' };
       return { kind: 'internal-error', exit, why: `KVM system event of type ${exit.type} has no meaning on x86` };
     case 'debug':
+      // #BP (3) and #DB (1) that introspection asked for; anything else nobody expects.
+      if (exit.exception === 3 && ctx.debug?.breakpoints === true) return { kind: 'breakpoint', gva: exit.pc, emulated: false };
+      if (exit.exception === 1 && ctx.debug?.singleStep === true) return { kind: 'singlestep' };
       return { kind: 'debug', exit };
     case 'x86-rdmsr':
     case 'x86-wrmsr':
@@ -150,8 +195,13 @@ export function handleExit(exit: VcpuExit, ctx: ExitContext): ExitAction {
       return { kind: 'warn', key: 'bus-lock', message: 'the guest took a bus lock (split lock), which stalls every CPU of the host' };
     case 'dirty-ring-full':
       return { kind: 'harvest-dirty-ring' };
-    case 'fail-entry':
     case 'internal-error':
+      if (exit.suberror === KVM_INTERNAL_ERROR.EMULATION && ctx.debug?.breakpoints === true) {
+        const gva = ctx.int3AtRip?.() ?? null;
+        if (gva !== null) return { kind: 'breakpoint', gva, emulated: true };
+      }
+      return { kind: 'internal-error', exit };
+    case 'fail-entry':
     case 'unhandled':
       return { kind: 'internal-error', exit };
   }

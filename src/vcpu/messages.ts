@@ -59,7 +59,18 @@ export type VcpuCommand =
   /** Introspection reads (the vCPU must be paused): KVM_GET_MSRS, KVM_GET_XSAVE, KVM_GET_XCRS. */
   | { id: number; cmd: 'get-msrs'; indices: number[] }
   | { id: number; cmd: 'get-xsave' }
-  | { id: number; cmd: 'get-xcrs' };
+  | { id: number; cmd: 'get-xcrs' }
+  /** Introspection: KVM_SET_REGS (served while the vCPU is stopped or waits for an event reply). */
+  | { id: number; cmd: 'set-regs'; regs: Regs }
+  /** Introspection: queue an exception for the next entry (KVM_SET_VCPU_EVENTS); EBUSY if one is pending. */
+  | { id: number; cmd: 'inject-exception'; vector: number; hasErrorCode: boolean; errorCode: number; address: bigint }
+  /** Introspection: KVM_SET_GUEST_DEBUG; an absent field keeps its setting. */
+  | { id: number; cmd: 'guest-debug'; breakpoints?: boolean; singleStep?: boolean }
+  /**
+   * The answer to this vCPU's outstanding introspection event: the vCPU goes on. `newValue`:
+   * what an MSR event's WRMSR stores. Ignored (ok) when no event is outstanding.
+   */
+  | { id: number; cmd: 'event-reply'; action: 'continue' | 'retry' | 'crash'; newValue?: bigint };
 
 export type VcpuReply =
   | {
@@ -69,7 +80,16 @@ export type VcpuReply =
     /** get-xsave: struct kvm_xsave; get-xcrs: struct kvm_xcrs. */
     xsave?: Uint8Array; xcrs?: Uint8Array;
   }
-  | { id: number; ok: false; message: string };
+  | { id: number; ok: false; message: string; code?: 'EBUSY' | 'EINVAL' };
+
+/** What a vCPU raises for introspection; it then waits (serving commands) for an event-reply. */
+export type IntrospectionExit =
+  /** An intercepted INT3 at linear address `gva` (its guest-physical address when the thread could translate it). */
+  | { kind: 'breakpoint'; gva: bigint; gpa?: bigint; insnLength: number }
+  | { kind: 'singlestep'; failed: boolean }
+  | { kind: 'msr'; msr: number; oldValue: bigint; newValue: bigint }
+  /** A guest write to a write-protected RAM page (an MMIO exit inside RAM); not stored yet. */
+  | { kind: 'pf'; gpa: bigint };
 
 /** What a worker reports on its own: something the machine must decide. */
 export type VcpuEvent =
@@ -96,4 +116,6 @@ export type VcpuEvent =
   /** Something the operator should know, once per key (QEMU's warn_report_once). */
   | { type: 'warning'; key: string; message: string }
   | { type: 'debug'; exit: VcpuExit }
+  /** An introspection event: the vCPU waits for an 'event-reply' command. */
+  | { type: 'introspection'; event: IntrospectionExit }
   | { type: 'fatal'; message: string };

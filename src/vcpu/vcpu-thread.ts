@@ -150,7 +150,7 @@ export class VcpuThread {
 
   private async callOk(cmd: DistributiveOmit<VcpuCommand, 'id'>): Promise<VcpuReply & { ok: true }> {
     const r = await this.call(cmd);
-    if (!r.ok) throw new Error(`vCPU ${this.index}: ${cmd.cmd}: ${r.message}`);
+    if (!r.ok) throw Object.assign(new Error(`vCPU ${this.index}: ${cmd.cmd}: ${r.message}`), r.code !== undefined ? { code: r.code } : {});
     return r;
   }
 
@@ -195,6 +195,29 @@ export class VcpuThread {
   async getXcrs(): Promise<Uint8Array> {
     const r = await this.callOk({ cmd: 'get-xcrs' });
     return r.xcrs!;
+  }
+
+  /** KVM_SET_REGS (introspection; the vCPU must be stopped or waiting for an event reply). */
+  async setRegs(regs: Regs): Promise<void> {
+    await this.callOk({ cmd: 'set-regs', regs });
+  }
+
+  /**
+   * Queues an exception for the next entry (KVM_SET_VCPU_EVENTS; the vCPU must be stopped).
+   * Rejects with an error whose `code` is 'EBUSY' while another is still pending.
+   */
+  async injectException(e: { vector: number; hasErrorCode: boolean; errorCode: number; address: bigint }): Promise<void> {
+    await this.callOk({ cmd: 'inject-exception', ...e });
+  }
+
+  /** KVM_SET_GUEST_DEBUG for introspection: INT3 and/or single-step exits (absent: unchanged). */
+  async setGuestDebug(flags: { breakpoints?: boolean; singleStep?: boolean }): Promise<void> {
+    await this.callOk({ cmd: 'guest-debug', ...flags });
+  }
+
+  /** Answers the vCPU's outstanding introspection event; it then goes on (or stays paused). */
+  async replyEvent(action: 'continue' | 'retry' | 'crash', newValue?: bigint): Promise<void> {
+    await this.callOk({ cmd: 'event-reply', action, ...(newValue !== undefined ? { newValue } : {}) });
   }
 
   /** Ends the thread. Safe to call more than once. */

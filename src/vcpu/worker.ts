@@ -15,7 +15,10 @@ import { describeSiginfo, memoryErrorOf, type SigInfo } from '../kvm/siginfo.js'
 import {
   decideMemoryFailure, MCG_SER_P, MSR_MCE_BANK_CTL, MSR_MCG_CAP, MSR_MCG_CTL, MSR_MCG_STATUS, vcpuMceState,
 } from '../runstate/memory-failure.js';
-import { KvmVcpu, KvmVm, KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED } from '../kvm/kvm.js';
+import {
+  KvmVcpu, KvmVm, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, KVM_MP_STATE_RUNNABLE,
+  KVM_MP_STATE_UNINITIALIZED,
+} from '../kvm/kvm.js';
 import { gettid, pthreadSigmask, SIG_BLOCK, sigset, sigtimedwait } from '../kvm/libc.js';
 import { buildDevices, type Devices } from '../machine/devices.js';
 import { GuestMemory } from '../memory/guest-memory.js';
@@ -26,7 +29,7 @@ import type { GuestPanicInformation } from '../runstate/events.js';
 import * as C from './control.js';
 import { ExitDecoder, type VcpuExit } from './exit.js';
 import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './handle-exit.js';
-import type { VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
+import type { IntrospectionExit, VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
 
 const data = workerData as VcpuWorkerData;
 
@@ -97,9 +100,41 @@ const devices: Devices = buildDevices(data.devices, {
 
 /** MSRs the MSR filter sends here: the Hyper-V crash MSRs with hv-crash; any other gets #GP. */
 const hvCrash = data.config.hvCrash === 'user' ? devices.hvCrash : null;
+const HV_CRASH_FIRST = 0x40000100;
+const HV_CRASH_LAST = 0x40000105;
+// A filtered write to an MSR that is not ours was denied for introspection (owns: false).
 const userMsrs: UserMsrs = hvCrash
-  ? { read: (i) => hvCrash.rdmsr(i), write: (i, v) => hvCrash.wrmsr(i, v) }
-  : { read: () => undefined, write: () => false };
+  ? { read: (i) => hvCrash.rdmsr(i), write: (i, v) => hvCrash.wrmsr(i, v), owns: (i) => i >= HV_CRASH_FIRST && i <= HV_CRASH_LAST }
+  : { read: () => undefined, write: () => false, owns: () => false };
+
+/** Introspection's interception on this vCPU, as last given to KVM_SET_GUEST_DEBUG. */
+const debug = { breakpoints: false, singleStep: false };
+
+function applyGuestDebug(): void {
+  const on = debug.breakpoints || debug.singleStep;
+  vcpu.setGuestDebug((on ? KVM_GUESTDBG_ENABLE : 0) | (debug.breakpoints ? KVM_GUESTDBG_USE_SW_BP : 0)
+    | (debug.singleStep ? KVM_GUESTDBG_SINGLESTEP : 0));
+}
+
+/** A linear address through the vCPU's paging (identity, 32 bits wide, without it); null if unmapped. */
+function linearToGpa(linear: bigint, sregs: Sregs = vcpu.getSregs()): bigint | null {
+  if ((sregs.cr0 & 0x80000000n) === 0n) return linear & 0xffffffffn;
+  try {
+    return vcpu.translate(linear);
+  } catch {
+    return null;
+  }
+}
+
+/** The linear address of RIP when the byte there is an INT3 (0xCC); otherwise null. */
+function int3AtRip(): bigint | null {
+  const regs = vcpu.getRegs();
+  const sregs = vcpu.getSregs();
+  const linear = sregs.cs.base + regs.rip;
+  const gpa = linearToGpa(linear, sregs);
+  if (gpa === null || gpa > BigInt(Number.MAX_SAFE_INTEGER) || !memory.contains(Number(gpa), 1)) return null;
+  return memory.readU8(Number(gpa)) === 0xcc ? linear : null;
+}
 
 const lock = devices.lock;
 const ctx: ExitContext = {
@@ -110,6 +145,9 @@ const ctx: ExitContext = {
   msrs: userMsrs,
   answer: decoder,
   notifyVmexit: data.config.notifyVmexit,
+  debug,
+  int3AtRip,
+  isRam: (gpa, length) => memory.contains(gpa, length),
 };
 
 /** Warning keys already reported by this vCPU (the machine dedupes across vCPUs). */
@@ -155,6 +193,9 @@ function serve(cmd: VcpuCommand): VcpuReply {
       }
       case 'reset':
         powerOn(cmd.boot);
+        exceptionQueued = false;
+        // An outstanding introspection event belongs to the state just replaced: dropped.
+        if (awaitingReply) eventReply = { action: 'retry' };
         return { id: cmd.id, ok: true };
       case 'get-state':
         return { id: cmd.id, ok: true, regs: vcpu.getRegs(), sregs: vcpu.getSregs() };
@@ -164,10 +205,136 @@ function serve(cmd: VcpuCommand): VcpuReply {
         return { id: cmd.id, ok: true, xsave: vcpu.getXsave() };
       case 'get-xcrs':
         return { id: cmd.id, ok: true, xcrs: vcpu.getXcrs() };
+      case 'set-regs':
+        vcpu.setRegs(cmd.regs);
+        return { id: cmd.id, ok: true };
+      case 'inject-exception':
+        return injectException(cmd);
+      case 'guest-debug':
+        if (cmd.breakpoints !== undefined) debug.breakpoints = cmd.breakpoints;
+        if (cmd.singleStep !== undefined) debug.singleStep = cmd.singleStep;
+        applyGuestDebug();
+        return { id: cmd.id, ok: true };
+      case 'event-reply':
+        // Only the outstanding event's reply counts; a late one (after a reset or a quit) is dropped.
+        if (awaitingReply) eventReply = { action: cmd.action, ...(cmd.newValue !== undefined ? { newValue: cmd.newValue } : {}) };
+        return { id: cmd.id, ok: true };
     }
   } catch (e) {
     return { id: cmd.id, ok: false, message: e instanceof Error ? e.message : String(e) };
   }
+}
+
+/**
+ * An exception this thread queued that the vCPU has not entered the guest with yet. KVM's
+ * KVM_GET_VCPU_EVENTS does not report an injected soft exception (#BP, #OF) as injected, so
+ * the thread remembers it until the next KVM_RUN.
+ */
+let exceptionQueued = false;
+
+/**
+ * struct kvm_vcpu_events: exception {u8 injected, nr, has_error_code, pending; u32 error_code}
+ * at 0, interrupt at 8, nmi at 12, sipi_vector at 16, flags at 20. Flags 0: NMI pending, SIPI,
+ * shadow and SMM state are left as they are.
+ */
+function queueException(vector: number, hasErrorCode: boolean, errorCode: number): boolean {
+  const ev = vcpu.getVcpuEvents();
+  const v = new DataView(ev.buffer, ev.byteOffset, ev.byteLength);
+  if (exceptionQueued || v.getUint8(0) !== 0 || v.getUint8(3) !== 0) return false;
+  exceptionQueued = true;
+  v.setUint8(0, 1);
+  v.setUint8(1, vector);
+  v.setUint8(2, hasErrorCode ? 1 : 0);
+  v.setUint8(3, 0);
+  v.setUint32(4, hasErrorCode ? errorCode >>> 0 : 0, true);
+  v.setUint32(20, 0, true);
+  vcpu.setVcpuEvents(ev);
+  return true;
+}
+
+function injectException(cmd: Extract<VcpuCommand, { cmd: 'inject-exception' }>): VcpuReply {
+  if (exceptionQueued || vcpu.getVcpuEvents()[0] !== 0) return { id: cmd.id, ok: false, code: 'EBUSY', message: 'an injected exception is still pending' };
+  if (cmd.vector === 14) vcpu.setSregs({ ...vcpu.getSregs(), cr2: cmd.address });
+  if (!queueException(cmd.vector, cmd.hasErrorCode, cmd.errorCode)) {
+    return { id: cmd.id, ok: false, code: 'EBUSY', message: 'an injected exception is still pending' };
+  }
+  return { id: cmd.id, ok: true };
+}
+
+/** Set while this vCPU waits for the reply to its introspection event. */
+let awaitingReply = false;
+let eventReply: { action: 'continue' | 'retry' | 'crash'; newValue?: bigint } | null = null;
+
+/**
+ * Raises an introspection event and waits for its reply, serving commands (registers, guest
+ * debug, a machine reset) meanwhile. The vCPU counts as stopped while it waits, so pauses
+ * and reads of the main thread complete at once. Returns null when told to quit.
+ */
+function awaitReply(event: IntrospectionExit): { action: 'continue' | 'retry' | 'crash'; newValue?: bigint } | null {
+  awaitingReply = true;
+  eventReply = null;
+  Atomics.store(ctl, C.STATE, C.PAUSED);
+  Atomics.notify(ctl, C.STATE);
+  post({ type: 'introspection', event });
+  try {
+    for (;;) {
+      const bell = Atomics.load(ctl, C.DOORBELL);
+      serveCommands();
+      if (eventReply !== null) break;
+      if (Atomics.load(ctl, C.REQ) === C.QUIT) return null;
+      Atomics.wait(ctl, C.DOORBELL, bell);
+    }
+  } finally {
+    awaitingReply = false;
+  }
+  // Paused meanwhile (the machine, or the tool): the main loop goes to pausedLoop instead.
+  if (Atomics.load(ctl, C.REQ) === C.RUN) {
+    Atomics.store(ctl, C.STATE, C.RUNNING);
+    Atomics.notify(ctl, C.STATE);
+  }
+  return eventReply;
+}
+
+/** The guest's own #BP for an INT3 at RIP: past it when KVM stopped before it (emulation failure). */
+function reinjectBreakpoint(emulated: boolean): void {
+  if (emulated) {
+    const regs = vcpu.getRegs();
+    vcpu.setRegs({ ...regs, rip: regs.rip + 1n });
+  }
+  queueException(3, false, 0);
+}
+
+function onBreakpoint(gva: bigint, emulated: boolean): void {
+  const gpa = linearToGpa(gva);
+  const r = awaitReply({ kind: 'breakpoint', gva, ...(gpa !== null ? { gpa } : {}), insnLength: 1 });
+  if (r === null) return;
+  if (r.action === 'continue') reinjectBreakpoint(emulated);
+  else if (r.action === 'crash') selfPause();
+  // retry: enter again as it stands (the tool moved RIP or took its INT3 out).
+}
+
+function onMsrWrite(index: number, value: bigint): void {
+  let oldValue = 0n;
+  try {
+    oldValue = vcpu.getMsrs([index])[0]?.data ?? 0n;
+  } catch {
+    // reported as 0
+  }
+  const r = awaitReply({ kind: 'msr', msr: index, oldValue, newValue: value });
+  if (r === null) return;
+  if (r.action === 'crash') {
+    selfPause();
+    return;
+  }
+  if (r.action === 'retry') return; // only after a reset (the session never sends it for MSRs)
+  // The WRMSR completes with the tool's value; one KVM refuses is the guest's #GP.
+  let ok = true;
+  try {
+    vcpu.setMsrs([{ index, data: r.newValue ?? value }]);
+  } catch {
+    ok = false;
+  }
+  decoder.answerWrmsr(ok);
 }
 
 function serveCommands(): void {
@@ -335,6 +502,25 @@ function onAction(action: ExitAction): void {
       selfPause();
       post({ type: 'debug', exit: action.exit });
       return;
+    case 'breakpoint':
+      onBreakpoint(action.gva, action.emulated);
+      return;
+    case 'singlestep': {
+      const r = awaitReply({ kind: 'singlestep', failed: false });
+      if (r?.action === 'crash') selfPause();
+      return;
+    }
+    case 'msr-write':
+      onMsrWrite(action.index, action.value);
+      return;
+    case 'ram-write': {
+      // KVM has run the instruction but for its store: CONTINUE (or a RETRY on a page no
+      // longer protected, which the main thread turns into CONTINUE) performs it.
+      const r = awaitReply({ kind: 'pf', gpa: BigInt(action.gpa) });
+      if (r?.action === 'continue') memory.write(action.gpa, action.data);
+      else if (r?.action === 'crash') selfPause();
+      return;
+    }
   }
 }
 
@@ -353,7 +539,9 @@ function main(): void {
       if (!pausedLoop()) break;
       continue;
     }
-    if (vcpu.runOnce() === 'interrupted') {
+    const result = vcpu.runOnce();
+    if (result === 'exit') exceptionQueued = false; // the guest was entered with it
+    if (result === 'interrupted') {
       drainKicks();
       continue;
     }
