@@ -88,16 +88,36 @@ async function run(argv: readonly string[]): Promise<number> {
   m.events.on('internal-error', ({ report }) => process.stderr.write(`${report}\n`));
   m.events.on('log', (line) => process.stderr.write(`${line}\n`));
 
+  // -object introspection: connect to the tool; its problems are logged, never fatal to the VM.
+  const intro = config.introspection;
+  const introspection = intro === undefined ? null : (await import('../introspection/connect.js')).connectIntrospection(
+    intro, new (await import('../introspection/machine-target.js')).MachineTarget(m),
+    { ...(config.uuid !== undefined ? { uuid: config.uuid } : {}), ...(config.name !== undefined ? { name: config.name } : {}), startTime: Date.now() },
+    { log: (level, message) => say(level === 'info' ? `introspection: ${message}` : `${level === 'warning' ? 'warning: ' : ''}introspection: ${message}`) },
+  );
+  // On quit or shutdown the tool is sent UNHOOK while the vCPUs are still there.
+  if (introspection) m.beforeEnd(() => introspection.close());
+
   // What only some command lines need is loaded only then: start-up time is module loading.
   let qmp: QmpServer | null = null;
   try {
     if (options.qmp.length > 0) {
-      const [{ QmpServer }, { machineCommands }, { nodevisorQmpVersion }, { qmpMachine }] = await Promise.all([
+      const [{ QmpServer }, { machineCommands }, { nodevisorQmpVersion }, { qmpMachine }, { introspectionCommands }] = await Promise.all([
         import('../qmp/server.js'), import('../qmp/commands-machine.js'), import('../qmp/commands-core.js'),
-        import('../machine/qmp-adapter.js'),
+        import('../machine/qmp-adapter.js'), import('../qmp/commands-introspection.js'),
       ]);
+      const link = introspection;
       const server = new QmpServer({
-        commands: machineCommands(qmpMachine(m, { name: config.name, uuid: config.uuid }), nodevisorQmpVersion()),
+        commands: {
+          ...machineCommands(qmpMachine(m, { name: config.name, uuid: config.uuid }), nodevisorQmpVersion()),
+          ...(link && intro ? introspectionCommands({
+            unhook: async (id) => {
+              if (id !== intro.id) return false;
+              await link.close();
+              return true;
+            },
+          }) : {}),
+        },
         log: (line) => say(line),
       });
       qmp = server;
@@ -113,14 +133,6 @@ async function run(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
-
-  // -object introspection: connect to the tool; its problems are logged, never fatal to the VM.
-  const intro = config.introspection;
-  const introspection = intro === undefined ? null : (await import('../introspection/connect.js')).connectIntrospection(
-    intro, new (await import('../introspection/machine-target.js')).MachineTarget(m),
-    { ...(config.uuid !== undefined ? { uuid: config.uuid } : {}), ...(config.name !== undefined ? { name: config.name } : {}), startTime: Date.now() },
-    { log: (level, message) => say(level === 'info' ? `introspection: ${message}` : `${level === 'warning' ? 'warning: ' : ''}introspection: ${message}`) },
-  );
 
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {

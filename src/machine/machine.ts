@@ -804,9 +804,20 @@ export class Machine {
   private readonly warned = new Set<string>();
 
   /** Stops everything, flushes guest output, releases KVM and RAM. Idempotent. */
+  private readonly endHooks: Array<() => Promise<void>> = [];
+
+  /**
+   * Work to finish when the machine ends, before its vCPUs go (an introspection tool is sent
+   * UNHOOK and given time to remove its hooks). A failing hook does not stop the end.
+   */
+  beforeEnd(hook: () => Promise<void>): void {
+    this.endHooks.push(hook);
+  }
+
   private async end(how: MachineEnd): Promise<MachineEnd> {
     if (this.endStarted) return this.endPromise;
     this.endStarted = true;
+    for (const hook of this.endHooks.splice(0)) await hook().catch(() => undefined);
     await Promise.all(this.vcpus.map((v) => v.quit()));
     this.draining = false;
     // Wake the drain and watchdog loops now: a pending waitAsync does not keep the process alive.
