@@ -4,7 +4,7 @@
  * Nothing here writes into the repository.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GUESTS_DIR } from '../src/testing/guests.js';
@@ -19,6 +19,30 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The value below which a fraction p of xs lies (nearest rank; p = 0.5 is not the median's average). */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+}
+
+/**
+ * CPU time a process has used so far, all its threads, in ns: the sum of the first field of
+ * /proc/PID/task/TID/schedstat (nanoseconds, unlike /proc/PID/stat's 10 ms ticks). Threads
+ * that have exited are not counted, so take both readings while the same threads live.
+ */
+export function cpuTimeNs(pid: number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return total;
 }
 
 /** Memory figures of a process from /proc/PID/status, in KiB. */

@@ -6,7 +6,7 @@
  *   1. Port-I/O exit round trip: nodevisor (library, in-process) vs a C KVM_RUN loop.
  *   2. Start-up: process start to the hello guest's first serial byte, and to exit, vs QEMU.
  *   3. Memory: RSS beyond guest RAM vs QEMU and bare Node; the cost of each extra machine.
- *   4. QMP: query-status round trips per second and guest-event latency vs QEMU.
+ *   4. QMP: query-status round trips per second, stop and guest-reset event latency vs QEMU.
  *
  * See docs/performance.md for what the numbers mean.
  */
@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import { buildGuests, guestPath } from '../src/testing/guests.js';
 import { CLI_PATH, QEMU } from '../src/testing/run-cli.js';
 import type { IoloopRun } from './ioloop-child.js';
-import { benchQmp } from './qmp.js';
+import { resetLatency, roundTrips, stopLatency, type ResetLatency, type RoundTrips, type Vmm } from './qmp.js';
 import {
-  BENCH_DIST, beyondGuestKiB, buildCReference, buildIoloop, lastJsonLine, median, parseResultLine, runTool,
+  BENCH_DIST, beyondGuestKiB, buildCReference, buildIoloop, lastJsonLine, median, parseResultLine, percentile, runTool,
   timedRun, type ProcMemory,
 } from './lib.js';
 
@@ -215,21 +215,66 @@ async function memory(): Promise<void> {
 
 // ---------------------------------------------------------------- QMP
 
+const QMP_REPS = 3;
+const QMP_ROUND_TRIPS = 5000;
+const QMP_STOPS = 20;
+/** Guest resets per VMM, in two runs each. */
+const QMP_RESETS = 200;
+
 async function qmp(tmp: string): Promise<void> {
-  log('QMP: query-status round trips and stop -> STOP latency');
-  const spin = guestPath('spin');
-  const nv = await benchQmp('nodevisor', spin, tmp, 20);
-  const q = await benchQmp('qemu', spin, tmp, 20);
+  const vmms: Vmm[] = ['nodevisor', 'qemu'];
+  const trips: Record<Vmm, RoundTrips[]> = { nodevisor: [], qemu: [] };
+  for (let rep = 0; rep < QMP_REPS; rep++) {
+    log(`QMP: query-status round trips, run ${rep + 1}/${QMP_REPS}`);
+    // Alternated, and each goes first in turn, so that load from elsewhere hits both alike.
+    for (const vmm of rep % 2 === 0 ? vmms : [...vmms].reverse()) trips[vmm].push(await roundTrips(vmm, tmp, QMP_ROUND_TRIPS));
+  }
+  log('QMP: stop -> STOP');
+  const stops: Record<Vmm, number[]> = { nodevisor: await stopLatency('nodevisor', tmp, QMP_STOPS), qemu: [] };
+  stops.qemu = await stopLatency('qemu', tmp, QMP_STOPS);
+  const resets: Record<Vmm, ResetLatency[]> = { nodevisor: [], qemu: [] };
+  for (let rep = 0; rep < 2; rep++) {
+    log(`QMP: guest reset -> RESET event, run ${rep + 1}/2`);
+    for (const vmm of rep % 2 === 0 ? vmms : [...vmms].reverse()) resets[vmm].push(await resetLatency(vmm, tmp, QMP_RESETS / 2));
+  }
+  const rate = (vmm: Vmm): number => median(trips[vmm].map((t) => t.perSecond));
+  const cpu = (vmm: Vmm): number => median(trips[vmm].map((t) => t.cpuUs));
+  const intervals = (vmm: Vmm): number[] => resets[vmm].flatMap((r) => r.intervalsMs);
+  // Kernel-traced times only where every run of that VMM could be traced and paired.
+  const traced = (vmm: Vmm, key: 'actionMs' | 'serialMs'): number[] =>
+    resets[vmm].every((r) => !('unavailable' in r.traced))
+      ? resets[vmm].flatMap((r) => ('unavailable' in r.traced ? [] : r.traced[key]))
+      : [];
+  const counts = (vmm: Vmm): string =>
+    resets[vmm].map((r) => `${r.bytes}/${r.events}/${'unavailable' in r.traced ? '-' : r.traced.actionMs.length}`).join(' ');
+  const row = (name: string, f: (vmm: Vmm) => number, digits: number, lowerIsBetter: boolean): string[] => [
+    name, fmt(f('nodevisor'), digits), fmt(f('qemu'), digits),
+    fmt(lowerIsBetter ? f('qemu') / f('nodevisor') : f('nodevisor') / f('qemu'), 2),
+  ];
   table(
-    'QMP (one connection, spinning guest; event latency = stop sent -> STOP received)',
-    ['', 'nodevisor', 'QEMU 7.2', 'ratio'],
+    'QMP, one connection, the same raw-socket client for both; QEMU -M pc -bios qboot.rom (medians unless noted;'
+      + ' speed-up = times nodevisor is ahead) [target: ahead of QEMU]',
+    ['', 'nodevisor', 'QEMU 7.2', 'speed-up'],
     [
-      ['query-status round trips/s', fmt(nv.queryStatusPerSecond, 0), fmt(q.queryStatusPerSecond, 0),
-        fmt(nv.queryStatusPerSecond / q.queryStatusPerSecond, 2)],
-      [`stop -> STOP ms (median of ${nv.rounds} / ${q.rounds})`, fmt(nv.eventLatencyMs, 2), fmt(q.eventLatencyMs, 2),
-        fmt(nv.eventLatencyMs / q.eventLatencyMs, 2)],
+      row(`query-status round trips/s (${QMP_ROUND_TRIPS} sequential; median of ${QMP_REPS} runs)`, rate, 0, false),
+      ['  each run', trips.nodevisor.map((t) => fmt(t.perSecond, 0)).join(' '), trips.qemu.map((t) => fmt(t.perSecond, 0)).join(' '), ''],
+      row('VMM CPU time per round trip, us (all threads)', cpu, 1, true),
+      row(`stop sent -> STOP event read, ms (${QMP_STOPS} times)`, (vmm) => median(stops[vmm]), 2, true),
+      row(`guest OUT 0x64 (reset, kernel trace) -> RESET event read, ms (${QMP_RESETS} resets)`,
+        (vmm) => median(traced(vmm, 'actionMs')), 2, true),
+      row('  p90', (vmm) => percentile(traced(vmm, 'actionMs'), 0.9), 2, true),
+      row('serial byte read -> RESET event read, ms', (vmm) => median(intervals(vmm)), 2, true),
+      row('  p90', (vmm) => percentile(intervals(vmm), 0.9), 2, true),
+      ['guest OUT 0x3f8 (kernel trace) -> serial byte read, ms', fmt(median(traced('nodevisor', 'serialMs')), 2),
+        fmt(median(traced('qemu', 'serialMs')), 2), ''],
+      ['  bytes / RESET events / traced resets, per run', counts('nodevisor'), counts('qemu'), ''],
     ],
   );
+  console.log('   guest reset: the bench-event guest prints 0x1e and resets through the i8042 on every boot; the k-th byte on');
+  console.log("   the VMM's stdout, the k-th RESET on its QMP socket and (perf, kvm:kvm_pio) the k-th OUT 0x3f8 / OUT 0x64 pair up.");
+  for (const vmm of vmms) {
+    for (const r of resets[vmm]) if ('unavailable' in r.traced) console.log(`   ${vmm}: no kernel trace: ${r.traced.unavailable}`);
+  }
 }
 
 // ---------------------------------------------------------------- main

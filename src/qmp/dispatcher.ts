@@ -68,29 +68,44 @@ export class QmpDispatcher {
     return session.oob && isJsonObject(request) && 'exec-oob' in request && !('execute' in request);
   }
 
-  /** Runs one request; never throws, always returns a reply. */
+  /** Runs one request; never throws, always returns a reply (one that has a JSON form). */
   async dispatch(request: JsonValue, session: QmpSession): Promise<QmpReply> {
+    const reply = await this.run(request, session);
+    try {
+      formatQmpJson(reply);
+      return reply;
+    } catch (e) {
+      return unformattable(e, reply);
+    }
+  }
+
+  /**
+   * The server's dispatch(): no promise when the command's handler returns a plain value, as
+   * every query does, so the reply is ready when run() returns and is written at once. A
+   * handler that returns a promise gives a promise of the reply. Never throws or rejects.
+   * The reply's `return` is not yet checked for a JSON form: write it with formatReply(),
+   * which formats it once and turns a failure into the error reply dispatch() would give.
+   */
+  run(request: JsonValue, session: QmpSession): QmpReply | Promise<QmpReply> {
     const negotiating = !session.negotiated;
     let id: JsonValue | undefined;
-    let reply: QmpReply;
     try {
       if (!isJsonObject(request)) throw new QmpError('GenericError', 'QMP input must be a JSON object');
       id = request.id;
-      const result = await this.#execute(request, session);
-      // Refuse a return value that has no JSON form here, not while writing to the socket.
-      formatQmpJson(result);
-      reply = jsonObject();
-      reply.return = result as JsonValue;
-      if (id !== undefined) reply.id = id;
+      const result = this.#execute(request, session);
+      if (!isThenable(result)) return success(result, id);
+      const requestId = id;
+      return Promise.resolve(result).then(
+        (value) => success(value, requestId),
+        (e: unknown) => failure(e, requestId, negotiating),
+      );
     } catch (e) {
-      let error = toQmpError(e);
-      if (negotiating && error.class === 'CommandNotFound') error = new QmpError('CommandNotFound', NEGOTIATION_EXPECTED);
-      reply = errorReply(error, id);
+      return failure(e, id, negotiating);
     }
-    return reply;
   }
 
-  async #execute(request: JsonObject, session: QmpSession): Promise<unknown> {
+  /** Checks the request and calls the handler; what the handler returned (perhaps a promise). */
+  #execute(request: JsonObject, session: QmpSession): unknown {
     const execKey = checkRequest(request, session.oob);
     const name = request[execKey] as string;
     const command = Object.hasOwn(this.#commands, name) ? this.#commands[name] : undefined;
@@ -101,10 +116,52 @@ export class QmpDispatcher {
       throw new QmpError('GenericError', `The command ${name} does not support OOB`);
     }
     const rawArgs = request.arguments;
-    const args = validateArgs(command.args, isJsonObject(rawArgs) ? rawArgs : jsonObject());
-    const result: unknown = await command.handler(args, { session, commandNames: this.commandNames });
-    return result === undefined ? jsonObject() : result;
+    const args = validateArgs(command.args, isJsonObject(rawArgs) ? rawArgs : NO_ARGS);
+    return command.handler(args, { session, commandNames: this.commandNames });
   }
+}
+
+/** The arguments of a request without any: only ever read. */
+const NO_ARGS: JsonObject = jsonObject();
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/** {"return": …} for what a handler returned; undefined is `{}`. */
+function success(result: unknown, id: JsonValue | undefined): QmpReply {
+  const reply = jsonObject();
+  // Checked for a JSON form when formatted (formatReply), not here: it is formatted once.
+  reply.return = (result === undefined ? jsonObject() : result) as JsonValue;
+  if (id !== undefined) reply.id = id;
+  return reply;
+}
+
+/**
+ * A reply as the client reads it (without the line end). A `return` value that has no JSON
+ * form (a function, a class instance) becomes an internal error, here rather than in the
+ * middle of writing to the socket.
+ */
+export function formatReply(reply: QmpReply): string {
+  try {
+    return formatQmpJson(reply);
+  } catch (e) {
+    return formatQmpJson(unformattable(e, reply));
+  }
+}
+
+function unformattable(e: unknown, reply: QmpReply): QmpReply {
+  return errorReply(toQmpError(e), reply.id);
+}
+
+function failure(e: unknown, id: JsonValue | undefined, negotiating: boolean): QmpReply {
+  let error = toQmpError(e);
+  if (negotiating && error.class === 'CommandNotFound') error = new QmpError('CommandNotFound', NEGOTIATION_EXPECTED);
+  return errorReply(error, id);
 }
 
 /** QEMU's qmp_dispatch_check_obj(): returns the member naming the command. */

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 
 import { JsonStream, type JsonStreamItem } from './json-stream.js';
 import { formatQmpJson } from './json-writer.js';
+import { prng } from '../testing/prng.js';
 
 /** Items as one string each: a value as QEMU prints it, an error as "E: desc". */
 const show = (items: JsonStreamItem[]): string[] =>
@@ -195,4 +196,113 @@ test('the default limit admits a 512 KiB message and refuses a 2 MiB one', () =>
   assert.ok(!feedAll(bytes(ok))[0]?.startsWith('E:'));
   const big = feedAll(bytes(`{"id":"${'b'.repeat(2 << 20)}"}\n`));
   assert.equal(big[0], 'E: JSON token size limit exceeded');
+});
+
+
+// Values in and just outside the direct path's subset, so that both paths are exercised.
+const SCALARS = [
+  '0', '-0', '7', '-12', '999999999999999', '1000000000000000', '-999999999999999', '01', '1.5', '1e3', '0e5', '-',
+  'true', 'false', 'null', 'nul', 'truex', '"x"', "'y'", '"a\\"b"', '"\\u00e9"', '"é"', '"\x7f"', '"\x01"', '""',
+  '"execute"', '"query-status"', `"${'k'.repeat(40)}"`, '@',
+];
+const SPACES = ['', '', '', ' ', '\n', '\r\n', '\t', '\f'];
+
+function randomMessage(rand: () => number, depth = 0): string {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+  const sp = (): string => (rand() < 0.8 ? '' : pick(SPACES));
+  const r = rand();
+  if (depth > 3 || (depth > 0 && r < 0.4)) return pick(SCALARS);
+  const n = Math.floor(rand() * 4);
+  const items = Array.from({ length: n }, () => randomMessage(rand, depth + 1));
+  let body: string;
+  if (r < 0.75) {
+    const keys = ['"execute"', '"id"', '"arguments"', '"a"', "'b'", '"__proto__"', '1'];
+    body = `{${items.map((v) => `${sp()}${pick(keys)}${sp()}:${sp()}${v}${sp()}`).join(',')}}`;
+  } else {
+    body = `[${items.map((v) => `${sp()}${v}${sp()}`).join(',')}]`;
+  }
+  // Now and then a cut-off message, an extra comma, a deep nest.
+  const q = depth === 0 ? rand() : 1;
+  if (q < 0.05) return body.slice(0, -1);
+  if (q < 0.1) return `${body.slice(0, -1)},${body.slice(-1)}`;
+  if (q < 0.12) return `${'['.repeat(300)}${body}${']'.repeat(300)}`;
+  return body;
+}
+
+test('the direct path and the byte-by-byte lexer agree: whole, glued, split anywhere', () => {
+  const rand = prng(0xd1ec7);
+  for (let round = 0; round < 300; round++) {
+    const count = 1 + Math.floor(rand() * 4);
+    const text = Array.from({ length: count }, () => randomMessage(rand)).join(SPACES[Math.floor(rand() * SPACES.length)] ?? '');
+    const all = Buffer.from(`${text}\n`, 'latin1');
+    // A byte at a time never leaves a whole message in one chunk: the lexer and token parser alone.
+    const s = new JsonStream();
+    const reference = [...all].flatMap((b) => feedAll(Uint8Array.of(b), s));
+    assert.deepEqual(feedAll(all), reference, `whole: ${JSON.stringify(text)}`);
+    for (let k = 0; k < 10; k++) {
+      const cut = 1 + Math.floor(rand() * (all.length - 1));
+      const split = new JsonStream();
+      const got = [...feedAll(all.subarray(0, cut), split), ...feedAll(all.subarray(cut), split)];
+      assert.deepEqual(got, reference, `${JSON.stringify(text)} cut at ${cut}`);
+    }
+  }
+});
+
+test('a message completed across chunks is followed by direct-path messages in the same chunk', () => {
+  const first = '{"execute":"query-status","id":1}';
+  const rest = '{"execute":"query-name","id":2}\r\n{"execute":"query-kvm","id":3}';
+  for (let cut = 1; cut < first.length; cut++) {
+    const s = new JsonStream();
+    assert.deepEqual(feedAll(bytes(first.slice(0, cut)), s), []);
+    assert.deepEqual(feedAll(bytes(first.slice(cut) + rest), s), [
+      '{"execute": "query-status", "id": 1}',
+      '{"execute": "query-name", "id": 2}',
+      '{"execute": "query-kvm", "id": 3}',
+    ]);
+    assert.equal(s.bufferedBytes, 0);
+  }
+  // After an error, the lexer skips to a resynchronisation point, then direct messages follow.
+  const s = new JsonStream();
+  assert.deepEqual(feedAll(bytes('{"a" @@@ \n{"id":1} {"id":2}{"id":'), s), [
+    "E: JSON parse error, stray '@'",
+    '{"id": 1}',
+    '{"id": 2}',
+  ]);
+  assert.deepEqual(feedAll(bytes('3}'), s), ['{"id": 3}']);
+});
+
+test('a burst of 1000 glued requests in one chunk', () => {
+  const one = '{"execute":"query-status","id":';
+  const text = Array.from({ length: 1000 }, (_, i) => `${one}${i}}`).join(i2s(3));
+  const got = feedAll(bytes(text));
+  assert.equal(got.length, 1000);
+  assert.equal(got[999], '{"execute": "query-status", "id": 999}');
+});
+
+/** Separators between glued messages: none, or whitespace. */
+function i2s(n: number): string {
+  return ['', ' ', '\n', '\r\n'][n % 4] ?? '';
+}
+
+test('the limits hold on the direct path too', () => {
+  /** Whole, and a byte at a time (the lexer alone): the same items. */
+  const both = (limits: ConstructorParameters<typeof JsonStream>[0], text: string): string[] => {
+    const whole = feedAll(bytes(text), new JsonStream(limits));
+    const s = new JsonStream(limits);
+    assert.deepEqual(whole, [...bytes(text)].flatMap((b) => feedAll(Uint8Array.of(b), s)), text);
+    return whole;
+  };
+  // { "a" : [ 1 , 2 ] } is 9 tokens; the 10th token, ']' of the second message, is one too many.
+  assert.deepEqual(both({ maxTokens: 9 }, '{"a":[1,2]}{"a":[1,2,3]}{"a":1}'), [
+    '{"a": [1, 2]}',
+    'E: JSON token count limit exceeded',
+    'E: JSON parse error, expecting value',
+    '{"a": 1}',
+  ]);
+  assert.deepEqual(both({ maxDepth: 2 }, '[[1]][[[1]]]\n').slice(0, 2), ['[[1]]', 'E: JSON nesting depth limit exceeded']);
+  // 11 bytes of tokens, 15 with the spaces: it fits the 12-byte limit, which counts tokens only.
+  assert.deepEqual(both({ maxMessageBytes: 12 }, '{ "a" : [1,2] }{"a":[1,2,33]}').slice(0, 2), [
+    '{"a": [1, 2]}',
+    'E: JSON token size limit exceeded',
+  ]);
 });

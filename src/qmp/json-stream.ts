@@ -16,7 +16,7 @@
  * point. The nesting limit (1024) and token-count limit (2 Mi) are QEMU's.
  */
 import { decodeLossy } from './mod-utf8.js';
-import { JsonParseError, parseTokens, TokenType, type TokenList } from './json-parser.js';
+import { DirectParser, JsonParseError, parseTokens, TokenType, type TokenList } from './json-parser.js';
 import type { JsonValue } from './json-value.js';
 
 export type JsonStreamItem = { kind: 'value'; value: JsonValue } | { kind: 'error'; message: string };
@@ -54,9 +54,14 @@ const LexStates = {
 const S = LexStates;
 type LexState = (typeof S)[keyof typeof S];
 
+const utf8 = new TextEncoder();
+
 const isDigit = (b: number): boolean => b >= 0x30 && b <= 0x39;
 const isStructural = (b: number): boolean =>
   b === 0x5b || b === 0x5d || b === 0x7b || b === 0x7d || b === 0x3a || b === 0x2c;
+
+/** Where the lexer, after an error, starts reading tokens again. */
+const isResync = (b: number): boolean => (b < 0x20 && b !== 0x09) || b >= 0xfe || isStructural(b);
 
 /** A byte buffer that doubles as needed. */
 class Bytes {
@@ -106,20 +111,93 @@ export class JsonStream {
   #brackets = 0;
 
   #out: JsonStreamItem[] = [];
+  readonly #direct: DirectParser;
 
   constructor(limits: JsonStreamLimits = {}) {
     this.#maxBytes = limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#maxDepth = limits.maxDepth ?? DEFAULT_MAX_DEPTH;
     this.#maxTokens = limits.maxTokens ?? DEFAULT_MAX_TOKENS;
+    this.#direct = new DirectParser({ maxBytes: this.#maxBytes, maxDepth: this.#maxDepth, maxTokens: this.#maxTokens });
   }
 
-  /** Feeds bytes; returns the messages and errors they completed, in order. */
+  /**
+   * Feeds bytes; returns the messages and errors they completed, in order.
+   *
+   * Between messages, a message that starts with '{' or '[' is first tried on the direct path
+   * (DirectParser), which takes a whole common message in one pass over the chunk. What it
+   * gives up on — a message split across chunks, errors, escapes, floats — goes through the
+   * lexer below, byte by byte, as does everything up to the end of that message.
+   */
   feed(chunk: Uint8Array | string): JsonStreamItem[] {
-    const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
-    for (let i = 0; i < bytes.length; i++) this.#lex(bytes[i] ?? 0);
+    const bytes = typeof chunk === 'string' ? utf8.encode(chunk) : chunk;
+    const end = bytes.length;
+    let i = 0;
+    while (i < end) {
+      if (this.#isIdle()) {
+        let b = bytes[i] ?? 0;
+        while (b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09) {
+          if (++i === end) return this.#take();
+          b = bytes[i] ?? 0;
+        }
+        if (b === 0x7b || b === 0x5b) {
+          const next = this.#direct.parse(bytes, i, end);
+          if (next > 0) {
+            this.#out.push({ kind: 'value', value: this.#direct.value });
+            i = next;
+            continue;
+          }
+        }
+      }
+      i = this.#lexUntilIdle(bytes, i, end);
+    }
+    return this.#take();
+  }
+
+  #take(): JsonStreamItem[] {
     const out = this.#out;
     this.#out = [];
     return out;
+  }
+
+  /** Between messages: no token, no partial message, no error being skipped. */
+  #isIdle(): boolean {
+    return this.#state === S.Start && this.#count === 0 && this.#token.length === 0;
+  }
+
+  /** Lexes from bytes[i] until the stream is idle again or the input ends; returns where it stopped. */
+  #lexUntilIdle(bytes: Uint8Array, i: number, end: number): number {
+    while (i < end) {
+      if (this.#state === S.Recovery) {
+        // Skipped bytes cost nothing else, so skip them in one loop.
+        for (let b = bytes[i] ?? 0; i < end && !isResync(b); b = bytes[++i] ?? 0);
+        if (i === end) break;
+      } else if (this.#state === S.DqString || this.#state === S.SqString) {
+        const run = this.#stringRun(bytes, i, end);
+        if (run > i) {
+          this.#token.append(bytes.subarray(i, run));
+          i = run;
+          continue;
+        }
+      }
+      this.#lex(bytes[i] ?? 0);
+      i++;
+      if (this.#isIdle()) return i;
+    }
+    return end;
+  }
+
+  /**
+   * The end of the plain bytes of a string from bytes[i]: those the lexer would only append to
+   * the token, one by one. Stops short where the per-byte size check would fire, so that the
+   * check still sees the byte it would have seen.
+   */
+  #stringRun(bytes: Uint8Array, i: number, end: number): number {
+    const quote = this.#state === S.DqString ? 0x22 : 0x27;
+    const room = this.#maxBytes + 1 - (this.#msg.length + this.#token.length);
+    const stop = Math.min(end, i + Math.max(room, 0));
+    let p = i;
+    for (let b = bytes[p] ?? 0; p < stop && b !== quote && b !== 0x5c && b >= 0x20 && b <= 0xfd; b = bytes[++p] ?? 0);
+    return p;
   }
 
   /** Bytes held for an unfinished message (for tests of the memory bound). */
@@ -144,7 +222,7 @@ export class JsonStream {
     for (;;) {
       switch (this.#state) {
         case S.Recovery:
-          if ((b < 0x20 && b !== 0x09) || b >= 0xfe || isStructural(b)) {
+          if (isResync(b)) {
             this.#state = S.Start;
             continue;
           }

@@ -26,23 +26,46 @@ function qdictHash(key: string): number {
   return (Math.imul(1103515243, value) + 12345) >>> 0;
 }
 
-const bucketCache = new Map<string, number>();
+/** A key, its QDict bucket and its text as a member name (`"key": `), computed once per key. */
+interface KeyInfo {
+  key: string;
+  bucket: number;
+  text: string;
+}
 
-function qdictBucket(key: string): number {
-  let b = bucketCache.get(key);
-  if (b === undefined) {
-    b = qdictHash(key) % QDICT_BUCKETS;
-    if (bucketCache.size < 4096) bucketCache.set(key, b);
+const keyCache = new Map<string, KeyInfo>();
+
+function keyInfo(key: string): KeyInfo {
+  let info = keyCache.get(key);
+  if (info === undefined) {
+    info = { key, bucket: qdictHash(key) % QDICT_BUCKETS, text: `${formatString(key)}: ` };
+    // Keys come from replies, events and request ids: few, except from a client making them up.
+    if (keyCache.size < 4096) keyCache.set(key, info);
   }
-  return b;
+  return info;
+}
+
+/**
+ * Keys given in insertion order, in QEMU's printing order: by bucket, and within a bucket the
+ * key inserted last first (so: reversed, then a stable sort by bucket).
+ */
+function qdictSorted(keys: readonly string[]): KeyInfo[] {
+  const infos: KeyInfo[] = [];
+  for (let i = keys.length - 1; i >= 0; i--) infos.push(keyInfo(keys[i] ?? ''));
+  if (infos.length > 16) return infos.sort((a, b) => a.bucket - b.bucket);
+  // Insertion sort: members are few, and it calls no comparator.
+  for (let i = 1; i < infos.length; i++) {
+    const info = infos[i] as KeyInfo;
+    let j = i - 1;
+    for (; j >= 0 && (infos[j] as KeyInfo).bucket > info.bucket; j--) infos[j + 1] = infos[j] as KeyInfo;
+    infos[j + 1] = info;
+  }
+  return infos;
 }
 
 /** The order QEMU would print these keys in, given their insertion order. */
 export function qdictOrder(keys: readonly string[]): string[] {
-  return keys
-    .map((key, index) => ({ key, index, bucket: qdictBucket(key) }))
-    .sort((a, b) => a.bucket - b.bucket || b.index - a.index)
-    .map((e) => e.key);
+  return qdictSorted(keys).map((info) => info.key);
 }
 
 /** C's printf("%.17g", x) for a finite double. */
@@ -76,10 +99,16 @@ function hex4(n: number): string {
 }
 
 /** Printable ASCII without '"' or '\\': written as is (nearly every key and value in QMP). */
-const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+function isPlain(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
 
 export function formatString(s: string): string {
-  if (PLAIN_ASCII.test(s)) return `"${s}"`;
+  if (isPlain(s)) return `"${s}"`;
   let out = '"';
   for (const ch of s) {
     let cp = ch.codePointAt(0) ?? 0xfffd;
@@ -129,6 +158,7 @@ export function formatQmpJson(value: unknown): string {
 
 const MAX_WRITE_DEPTH = 2048;
 
+// One string grown by appending: V8 keeps it as a rope and flattens it once, when written out.
 function write(value: unknown, depth: number): string {
   if (depth > MAX_WRITE_DEPTH) throw new TypeError('value nested too deeply for JSON');
   switch (typeof value) {
@@ -144,15 +174,30 @@ function write(value: unknown, depth: number): string {
     case 'object': {
       if (value === null) return 'null';
       if (Array.isArray(value)) {
-        return `[${value.map((v: unknown) => (v === undefined ? 'null' : write(v, depth + 1))).join(', ')}]`;
+        const list = value as unknown[];
+        let out = '[';
+        for (let i = 0; i < list.length; i++) {
+          if (i > 0) out += ', ';
+          const item = list[i];
+          out += item === undefined ? 'null' : write(item, depth + 1);
+        }
+        return out + ']';
       }
       const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== null && proto !== Object.prototype) throw new TypeError('not a plain object');
       const record = value as Record<string, unknown>;
-      const keys = Object.keys(record).filter((k) => record[k] !== undefined);
-      return `{${qdictOrder(keys)
-        .map((k) => `${formatString(k)}: ${write(record[k], depth + 1)}`)
-        .join(', ')}}`;
+      let out = '{';
+      let first = true;
+      // Members that are undefined are skipped after sorting: the others keep their order.
+      for (const info of qdictSorted(Object.keys(record))) {
+        const member = record[info.key];
+        if (member === undefined) continue;
+        if (!first) out += ', ';
+        first = false;
+        out += info.text;
+        out += write(member, depth + 1);
+      }
+      return out + '}';
     }
     default:
       throw new TypeError(`${typeof value} has no JSON form`);

@@ -30,6 +30,7 @@ async function withServer(
     commands: {
       ...machineCommands(machine, version),
       'x-slow': defineCommand({ args: { ms: { type: 'int' } }, handler: async (a) => (await sleep(Number(a.ms)), a.ms) }),
+      'x-oob': defineCommand({ args: {}, oob: true, handler: () => 'oob' }),
     },
     log: (m) => logs.push(m),
     ...options,
@@ -98,6 +99,52 @@ test('replies keep request order even when handlers take different times', async
     c.socket.write('{"execute":"x-slow","arguments":{"ms":60},"id":1}{"execute":"x-slow","arguments":{"ms":1},"id":2}{"execute":"query-name","id":3}');
     await c.waitLines(5);
     assert.deepEqual(c.lines.slice(2), ['{"return": 60, "id": 1}', '{"return": 1, "id": 2}', '{"return": {}, "id": 3}']);
+    c.socket.destroy();
+  });
+});
+
+test('pipelined requests in one write, synchronous and asynchronous handlers mixed: replies in order', async () => {
+  await withServer(async ({ path }) => {
+    const c = raw(path);
+    await c.waitLines(1);
+    c.socket.write('{"execute":"qmp_capabilities"}\n');
+    await c.waitLines(2);
+    const requests: string[] = [];
+    const expected: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      if (i % 10 === 5) {
+        requests.push(`{"execute":"x-slow","arguments":{"ms":2},"id":${i}}`);
+        expected.push(`{"return": 2, "id": ${i}}`);
+      } else if (i % 10 === 7) {
+        requests.push(`{"execute":"query-status","id":${i},}`);
+        expected.push('{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}');
+      } else {
+        requests.push(`{"execute":"query-status","id":${i}}`);
+        expected.push(`{"return": {"status": "prelaunch", "singlestep": false, "running": false}, "id": ${i}}`);
+      }
+    }
+    // Glued in one write, and then again split in two writes in the middle of a request.
+    const text = requests.join('');
+    c.socket.write(text);
+    await c.waitLines(2 + expected.length);
+    const half = text.length >> 1;
+    c.socket.write(text.slice(0, half));
+    await sleep(10);
+    c.socket.write(text.slice(half));
+    await c.waitLines(2 + 2 * expected.length);
+    assert.deepEqual(c.lines.slice(2), [...expected, ...expected]);
+    c.socket.destroy();
+  });
+});
+
+test('an out-of-band request is answered ahead of the in-band requests queued before it', async () => {
+  await withServer(async ({ path }) => {
+    const c = raw(path);
+    c.socket.write('{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}\n');
+    await c.waitLines(2);
+    c.socket.write('{"execute":"x-slow","arguments":{"ms":50},"id":1}{"execute":"query-name","id":2}{"exec-oob":"x-oob","id":3}');
+    await c.waitLines(5);
+    assert.deepEqual(c.lines.slice(2), ['{"return": "oob", "id": 3}', '{"return": 50, "id": 1}', '{"return": {}, "id": 2}']);
     c.socket.destroy();
   });
 });

@@ -14,7 +14,7 @@ import type { Readable, Writable } from 'node:stream';
 import { NodevisorError } from '../errors.js';
 import { timestamp, type QmpEvent, type QmpTimestamp } from '../runstate/events.js';
 import { coreCommands, nodevisorQmpVersion, versionInfo, type QmpVersion } from './commands-core.js';
-import { errorReply, QmpDispatcher, type CommandTable } from './dispatcher.js';
+import { errorReply, formatReply, QmpDispatcher, type CommandTable, type QmpReply } from './dispatcher.js';
 import { genericError } from './errors.js';
 import { JsonStream, type JsonStreamItem } from './json-stream.js';
 import { formatQmpJson } from './json-writer.js';
@@ -92,50 +92,76 @@ class Connection {
   /** Writes one message; drops the client if its unsent output would pass the bound. */
   send(message: object): void {
     if (this.#closed) return;
-    // QEMU's monitor turns every "\n" of its output into "\r\n"; clients see exactly that.
-    let line: string;
-    try {
-      line = `${formatQmpJson(message)}\r\n`;
-    } catch {
-      line = `${formatQmpJson(errorReply(genericError('internal error')))}\r\n`;
-    }
+    this.sendLine(formatLine(message));
+  }
+
+  /** Writes one message already formatted by formatLine(), in a single write. */
+  sendLine(line: string): void {
+    if (this.#closed) return;
     if (this.output.writableLength + line.length > this.server.maxOutputBytes) {
       this.server.log(`QMP client dropped: more than ${this.server.maxOutputBytes} bytes of output unread`);
       this.close(true);
       return;
     }
-    this.output.write(line);
+    // The line is ASCII (the writer escapes everything else): latin1 needs no UTF-8 encoding.
+    this.output.write(line, 'latin1');
   }
 
   #receive(chunk: Buffer | string): void {
     if (this.#closed) return;
-    for (const item of this.#stream.feed(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) {
+    const items = this.#stream.feed(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    if (items.length === 0) return;
+    // Replies to requests that arrived together leave together, in one write.
+    const batch = items.length > 1;
+    if (batch) this.output.cork();
+    for (const item of items) {
       // Out-of-band requests jump the queue, as in QEMU.
       if (item.kind === 'value' && this.server.dispatcher.isOutOfBand(item.value, this.session)) {
-        void this.server.dispatcher.dispatch(item.value, this.session).then((reply) => this.send(reply));
+        this.#reply(this.server.dispatcher.run(item.value, this.session));
         continue;
       }
       this.#queue.push(item);
     }
     if (this.#queue.length >= this.server.maxQueuedRequests) this.input.pause();
-    void this.#pump();
+    this.#pump();
+    if (batch) this.output.uncork();
   }
 
-  async #pump(): Promise<void> {
+  #reply(reply: QmpReply | Promise<QmpReply>): void {
+    if (reply instanceof Promise) void reply.then((r) => this.#sendReply(r));
+    else this.#sendReply(reply);
+  }
+
+  #sendReply(reply: QmpReply): void {
+    if (!this.#closed) this.sendLine(`${formatReply(reply)}\r\n`);
+  }
+
+  /**
+   * Runs queued requests one at a time, in order. A command whose handler returns a plain
+   * value is answered before the next is looked at, without waiting for a promise; one that
+   * returns a promise holds the queue until it settles.
+   */
+  #pump(): void {
     if (this.#busy) return;
-    this.#busy = true;
-    try {
-      for (let item = this.#queue.shift(); item !== undefined && !this.#closed; item = this.#queue.shift()) {
-        const reply =
-          item.kind === 'error'
-            ? errorReply(genericError(item.message))
-            : await this.server.dispatcher.dispatch(item.value, this.session);
-        this.send(reply);
-        if (this.#queue.length < this.server.maxQueuedRequests && this.input.isPaused()) this.input.resume();
+    for (let item = this.#queue.shift(); item !== undefined && !this.#closed; item = this.#queue.shift()) {
+      const reply =
+        item.kind === 'error' ? errorReply(genericError(item.message)) : this.server.dispatcher.run(item.value, this.session);
+      if (reply instanceof Promise) {
+        this.#busy = true;
+        void reply.then((r) => {
+          this.#busy = false;
+          this.#answered(r);
+          this.#pump();
+        });
+        return;
       }
-    } finally {
-      this.#busy = false;
+      this.#answered(reply);
     }
+  }
+
+  #answered(reply: QmpReply): void {
+    this.#sendReply(reply);
+    if (this.#queue.length < this.server.maxQueuedRequests && this.input.isPaused()) this.input.resume();
   }
 
   /** Ends the connection: flushes what was written unless `abort`. Idempotent. */
@@ -220,8 +246,12 @@ export class QmpServer {
   broadcast(event: QmpEvent, when: QmpTimestamp = timestamp()): void {
     const message: Record<string, unknown> = { timestamp: when, event: event.event };
     if ('data' in event) message.data = event.data;
+    let line: string | undefined;
     for (const c of this.#connections) {
-      if (c.session.negotiated) c.send(message);
+      if (!c.session.negotiated) continue;
+      // Formatted once, for however many clients.
+      line ??= formatLine(message);
+      c.sendLine(line);
     }
   }
 
@@ -314,6 +344,18 @@ export class QmpServer {
         return c.closed;
       },
     };
+  }
+}
+
+/**
+ * One message as the client reads it. QEMU's monitor turns every "\n" of its output into
+ * "\r\n"; clients see exactly that. A value with no JSON form becomes an internal error.
+ */
+function formatLine(message: object): string {
+  try {
+    return `${formatQmpJson(message)}\r\n`;
+  } catch {
+    return `${formatQmpJson(errorReply(genericError('internal error')))}\r\n`;
   }
 }
 
