@@ -87,7 +87,7 @@ test('guest reset, no options: RESET {guest: true} each time, the guest keeps ru
 test('guest reset with -no-reboot: SHUTDOWN {guest: true, reason: guest-reset}, exit 0', async () => {
   await compare({
     args: ['-kernel', guest('reset'), '-S', '-no-reboot'],
-    steps: [negotiate, send('cont'), { waitEvent: 'SHUTDOWN' }, { expectExit: true }],
+    steps: [negotiate, send('cont'), { waitEvent: 'SHUTDOWN', timeoutMs: FIRMWARE_MS }, { expectExit: true }],
   });
 });
 
@@ -104,7 +104,7 @@ test('guest reset with -no-reboot -no-shutdown: SHUTDOWN, STOP, status shutdown,
 test('-action reboot=shutdown: a guest reset shuts down', async () => {
   await compare({
     args: ['-kernel', guest('reset'), '-S', '-action', 'reboot=shutdown'],
-    steps: [negotiate, send('cont'), { waitEvent: 'SHUTDOWN' }, { expectExit: true }],
+    steps: [negotiate, send('cont'), { waitEvent: 'SHUTDOWN', timeoutMs: FIRMWARE_MS }, { expectExit: true }],
   });
 });
 
@@ -157,26 +157,29 @@ test('query-commands: every command nodevisor lists exists in QEMU, but for its 
   assert.deepEqual(ours.filter((c) => !qemu.includes(c)), ['x-query-accel']);
 });
 
+/** QEMU boots through SeaBIOS, which runs emulated here: 8-20 s, more under load. */
+const FIRMWARE_MS = 90_000;
+
 // Guest-triggered events, live against QEMU on the same guests (docs/guest-events-qemu.md has
 // the full matrix; these are the sequences every action shares).
 test('pvpanic: crash loaded, then a panic under the default action: GUEST_CRASHLOADED, GUEST_PANICKED, SHUTDOWN, exit 0', async () => {
   await compare({
     args: ['-kernel', guest('pvpanic'), '-device', 'pvpanic', '-S'],
-    steps: [negotiate, send('cont'), { waitEvent: 'SHUTDOWN' }, { expectExit: true }],
+    steps: [negotiate, send('cont'), { waitEvent: 'SHUTDOWN', timeoutMs: FIRMWARE_MS }, { expectExit: true }],
   });
 });
 
 test('pvpanic with -no-shutdown: GUEST_PANICKED pause, STOP, status guest-panicked', async () => {
   await compare({
     args: ['-kernel', guest('pvpanic'), '-device', 'pvpanic', '-no-shutdown', '-S'],
-    steps: [negotiate, send('cont'), { waitEvent: 'STOP' }, status, ...quit],
+    steps: [negotiate, send('cont'), { waitEvent: 'STOP', timeoutMs: FIRMWARE_MS }, status, ...quit],
   });
 });
 
 test('ib700 watchdog=pause: WATCHDOG pause, STOP, status watchdog', async () => {
   await compare({
     args: ['-kernel', guest('watchdog'), '-device', 'ib700', '-action', 'watchdog=pause', '-S'],
-    steps: [negotiate, send('cont'), { waitEvent: 'STOP' }, status, ...quit],
+    steps: [negotiate, send('cont'), { waitEvent: 'STOP', timeoutMs: FIRMWARE_MS }, status, ...quit],
   });
 });
 
@@ -184,7 +187,8 @@ test('ACPI S3 and S4 on guests/acpi-sleep: SUSPEND, system_wakeup, WAKEUP, syste
   await compare({
     args: ['-kernel', guest('acpi-sleep'), '-S'],
     steps: [
-      negotiate, send('cont'), { waitEvent: 'SUSPEND' }, status, send('system_wakeup'), { waitEvent: 'WAKEUP' },
+      // QEMU's SeaBIOS takes 12-20 s to reach the guest here, more under load.
+      negotiate, send('cont'), { waitEvent: 'SUSPEND', timeoutMs: FIRMWARE_MS }, status, send('system_wakeup'), { waitEvent: 'WAKEUP' },
       // The woken guest clears PM1 status before it enables the button: give it time (QEMU ~0.5 s).
       { sleepMs: 3000 }, send('system_powerdown'), { waitEvent: 'SHUTDOWN' }, { expectExit: true },
     ],
