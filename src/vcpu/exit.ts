@@ -42,15 +42,22 @@ export interface MsrAnswer {
 /** Decodes exits from one vCPU's run page; caches I/O data views (the offset rarely changes). */
 export class ExitDecoder implements MsrAnswer {
   private readonly views = new Map<number, Uint8Array>();
+  private readonly io: Extract<VcpuExit, { reason: 'io' }> = { reason: 'io', out: false, port: 0, size: 0, count: 0, data: new Uint8Array(0) };
   constructor(private readonly run: DataView, private readonly runBytes: Uint8Array) {}
+
+  private lastKey = -1;
+  private lastView: Uint8Array = new Uint8Array(0);
 
   private dataView(offset: number, length: number): Uint8Array {
     const key = offset * 4096 + length;
+    if (key === this.lastKey) return this.lastView; // a loop on one port: the same view each time
     let v = this.views.get(key);
     if (v === undefined) {
       v = this.runBytes.subarray(offset, offset + length);
       this.views.set(key, v);
     }
+    this.lastKey = key;
+    this.lastView = v;
     return v;
   }
 
@@ -76,13 +83,14 @@ export class ExitDecoder implements MsrAnswer {
     const reason = r.getUint32(KVM_RUN.exitReason, true);
     switch (reason) {
       case KVM_EXIT.IO: {
-        const size = r.getUint8(U + 1);
-        const count = r.getUint32(U + 4, true);
-        const off = Number(r.getBigUint64(U + 8, true));
-        return {
-          reason: 'io', out: r.getUint8(U) === KVM_EXIT_IO_OUT, size, port: r.getUint16(U + 2, true), count,
-          data: this.dataView(off, size * count),
-        };
+        // The hottest exit: one object reused (nothing keeps an I/O exit past its handling).
+        const io = this.io;
+        io.size = r.getUint8(U + 1);
+        io.count = r.getUint32(U + 4, true);
+        io.out = r.getUint8(U) === KVM_EXIT_IO_OUT;
+        io.port = r.getUint16(U + 2, true);
+        io.data = this.dataView(r.getUint32(U + 8, true), io.size * io.count);
+        return io;
       }
       case KVM_EXIT.MMIO: {
         const len = r.getUint32(U + 16, true);
