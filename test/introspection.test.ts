@@ -154,6 +154,17 @@ test('PAUSE_VCPU holds a spinning vCPU until its event is answered; register rea
     const spinning = waitForSerial(m, 'spin: spinning\n');
     await m.start();
     await spinning;
+    // The line is out before the guest's print routine has returned to its `jmp $`: wait until
+    // vCPU 0 sits on it (under load that can take a while).
+    for (let i = 0; ; i++) {
+      await m.pause();
+      const { regs: r } = await m.vcpuState(0);
+      const atJmp = m.memory.readU8(Number(r.rip)) === 0xeb && m.memory.readU8(Number(r.rip) + 1) === 0xfe;
+      await m.resume();
+      if (atJmp) break;
+      assert.ok(i < 100, 'the spin guest never reached its jmp $');
+      await new Promise((res) => setTimeout(res, 20));
+    }
     link = connectIntrospection(
       { id: 'i', path, handshakeTimeoutMs: 5000, unhookTimeoutMs: 5000, dialect: 'v7' },
       new MachineTarget(m), { startTime: Date.now() },
@@ -174,7 +185,7 @@ test('PAUSE_VCPU holds a spinning vCPU until its event is answered; register rea
     loop.set([0xeb, 0xf8], 6); // jmp back to the inc
     await vm.writePhysical(regs.rip, loop);
     const count = (): number => m.memory.readU32(counter);
-    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 100));
 
     await settle();
     assert.equal(count(), 0, 'the held vCPU does not run');
