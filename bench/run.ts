@@ -17,6 +17,7 @@ import { buildGuests, guestPath } from '../src/testing/guests.js';
 import { CLI_PATH, QEMU } from '../src/testing/run-cli.js';
 import type { IoloopRun } from './ioloop-child.js';
 import { resetLatency, roundTrips, stopLatency, type ResetLatency, type RoundTrips, type Vmm } from './qmp.js';
+import { introspection } from './introspection.js';
 import {
   BENCH_DIST, beyondGuestKiB, buildCReference, buildIoloop, lastJsonLine, median, parseResultLine, percentile, runTool,
   timedRun, type ProcMemory,
@@ -292,6 +293,7 @@ async function main(): Promise<void> {
     await startup();
     await memory();
     await qmp(tmp);
+    await introspection(tmp);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
