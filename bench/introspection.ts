@@ -30,6 +30,8 @@ import { MachineTarget } from '../src/introspection/machine-target.js';
 import type { BreakpointEvent, SingleStepEvent } from '../src/introspection/target.js';
 import { buildGuests, guestPath } from '../src/testing/guests.js';
 import { BENCH_SRC, median, parseResultLine, runTool, timedRun } from './lib.js';
+import { waitForSerial } from '../src/testing/wait-serial.js';
+import { fmt, log, table } from './lib.js';
 
 const REPS = 3;
 /** Reads per (size, mode) and events per kind, in each nodevisor run. */
@@ -78,37 +80,11 @@ export interface IntrospectionResults {
   load: string;
 }
 
-const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 
-function table(title: string, head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(`\n${title}`);
-  console.log(line(head));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
-}
 
-function log(msg: string): void {
-  process.stderr.write(`bench: ${msg}\n`);
-}
 
 // ---------------------------------------------------------------- the nodevisor side (child)
 
-function waitForSerial(m: Machine, text: string, ms = 10_000): Promise<void> {
-  let out = '';
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${JSON.stringify(text)}; got ${JSON.stringify(out)}`)), ms);
-    const onSerial = (b: Uint8Array): void => {
-      out += Buffer.from(b).toString('latin1');
-      if (!out.includes(text)) return;
-      clearTimeout(timer);
-      m.events.off('serial', onSerial);
-      resolve();
-    };
-    m.events.on('serial', onSerial);
-  });
-}
 
 /** MB/s of `count` READ_PHYSICALs of `size` bytes, `depth` in flight at a time. */
 async function readRate(vm: KvmiVm, size: number, count: number, depth: number): Promise<number> {

@@ -178,3 +178,21 @@ export function lastJsonLine<T>(stdout: string): T {
   const lines = stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1] ?? 'null') as T;
 }
+
+/** A number for a table cell: fixed digits, `n/a` when not measured. */
+export const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+
+/** Prints a titled table: first column left-aligned, the others right-aligned. */
+export function table(title: string, head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(`\n${title}`);
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+/** Progress on stderr, so that stdout holds only the results. */
+export function log(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}

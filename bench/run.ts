@@ -19,6 +19,7 @@ import type { IoloopRun } from './ioloop-child.js';
 import { resetLatency, roundTrips, stopLatency, type ResetLatency, type RoundTrips, type Vmm } from './qmp.js';
 import { introspection } from './introspection.js';
 import {
+  fmt, log, table,
   BENCH_DIST, beyondGuestKiB, buildCReference, buildIoloop, lastJsonLine, median, parseResultLine, percentile, runTool,
   timedRun, type ProcMemory,
 } from './lib.js';
@@ -29,21 +30,9 @@ const IO_REPS = 3;
 const STARTUP_REPS = 5;
 
 const node = process.execPath;
-const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 const mib = (kib: number): string => fmt(kib / 1024);
 
-function table(title: string, head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(`\n${title}`);
-  console.log(line(head));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
-}
 
-function log(msg: string): void {
-  process.stderr.write(`bench: ${msg}\n`);
-}
 
 // ---------------------------------------------------------------- 1. port-I/O round trip
 

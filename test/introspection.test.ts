@@ -9,21 +9,8 @@ import { KvmiError, listen } from '../src/introspection/client.js';
 import { connectIntrospection } from '../src/introspection/connect.js';
 import { MachineTarget } from '../src/introspection/machine-target.js';
 import { guest } from '../src/testing/kvm-guests.js';
+import { waitForSerial } from '../src/testing/wait-serial.js';
 
-async function waitForSerial(m: Machine, text: string, ms = 10_000): Promise<void> {
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${JSON.stringify(text)}; got ${JSON.stringify(out)}`)), ms);
-    const onSerial = (b: Uint8Array): void => {
-      out += Buffer.from(b).toString('latin1');
-      if (!out.includes(text)) return;
-      clearTimeout(timer);
-      m.events.off('serial', onSerial);
-      resolve();
-    };
-    m.events.on('serial', onSerial);
-  });
-}
 
 function pattern(seed: number, size: number): Uint8Array {
   return Uint8Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff);
