@@ -87,7 +87,7 @@ export interface MachineConfig {
   uuid?: string;
   /** `-accel kvm,...`; DEFAULT_ACCEL when absent. */
   accel?: AccelConfig;
-  /** `-device pvpanic`, `-device ib700`, `-watchdog ib700`, in command-line order. */
+  /** `-device pvpanic`, `-device ib700`, in command-line order. */
   devices?: DeviceConfig[];
   /** `-object introspection` named by `-accel kvm,introspection=`. */
   introspection?: IntrospectionConfig;
