@@ -8,6 +8,7 @@ import { createMachine, type Machine } from '../src/index.js';
 import { KvmiError, listen } from '../src/introspection/client.js';
 import { connectIntrospection } from '../src/introspection/connect.js';
 import { MachineTarget } from '../src/introspection/machine-target.js';
+import type { TargetEvent } from '../src/introspection/target.js';
 import { guest } from '../src/testing/kvm-guests.js';
 import { waitForSerial } from '../src/testing/wait-serial.js';
 
@@ -314,6 +315,37 @@ test('breakpoints: the tool\'s INT3 arrives with its address; CONTINUE gives the
     await vm.controlEvents(0, 'BREAKPOINT', false);
     assert.equal(m.status, 'running');
   });
+});
+
+test('MachineTarget: a vCPU event carries the registers and asked-for MSRs its thread read at the exit', async () => {
+  const m = await createMachine({ kernel: guest('breakpoint'), memorySize: 64 << 20, cpus: 1 });
+  const log = new SerialLog(m);
+  try {
+    await m.start();
+    const at = BigInt(`0x${(await log.waitFor(/breakpoint: target ([0-9a-f]{8})\n/))[1]!}`);
+    const target = new MachineTarget(m);
+    const seen: TargetEvent[] = [];
+    const EFER = 0xc000_0080;
+    const SYSENTER_CS = 0x174;
+    target.setEventSink((e) => seen.push(e), [EFER, SYSENTER_CS]);
+    await target.setBreakpointIntercept(0, true);
+    assert.ok(target.writePhysical(at, Uint8Array.of(0xcc)));
+    for (let i = 0; i < 500 && seen.length === 0; i++) await sleep(10);
+    const e = seen[0];
+    assert.ok(e !== undefined && e.kind === 'breakpoint', 'a breakpoint event');
+    assert.ok(e.state !== undefined, 'the state came with the event');
+    assert.equal(e.state.regs.rip, at);
+    assert.deepEqual(e.state.msrs.map((x) => x.index), [EFER, SYSENTER_CS]);
+    assert.deepEqual(e.state.regs, (await target.getRegisters(0, [])).regs, 'what a read now returns');
+    target.writePhysical(at, Uint8Array.of(0x90));
+    await target.setBreakpointIntercept(0, false);
+    target.setEventSink(null);
+    e.reply('retry');
+    const after = log.text.length;
+    await log.waitFor(/breakpoint: call \d+\n/, after);
+  } finally {
+    await m.quit();
+  }
 });
 
 test('single-stepping: each instruction is an event, RIP advances; switching it off lets the guest run', async () => {

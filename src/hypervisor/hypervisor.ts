@@ -72,6 +72,8 @@ export interface HypervisorVcpu {
   setSregs(s: Sregs): void;
   setCpuid(entries: readonly CpuidEntryData[]): void;
   getMsrs(indices: readonly number[]): MsrEntry[];
+  /** Registers, special registers and these MSRs in one state block (src/kvm/state-block.ts). */
+  getStateBlock(msrs: readonly number[]): Uint8Array;
   setMsrs(entries: readonly MsrEntry[]): void;
   setFpu(fpu: Uint8Array): void;
   getLapic(): Uint8Array;

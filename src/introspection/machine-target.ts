@@ -17,10 +17,11 @@
 import type { Machine } from '../machine/machine.js';
 import type { KvmiCommand, KvmiEventName } from './wire/ids.js';
 import type { Regs } from '../hypervisor/x86-state.js';
-import type { IntrospectionExit } from '../vcpu/messages.js';
+import type { IntrospectionExit, IntrospectionState } from '../vcpu/messages.js';
 import type {
   CpuidLeaf, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, TargetEvent, TargetEventSink, VcpuRegisters,
 } from './target.js';
+import { decodeStateBlock } from '../kvm/state-block.js';
 import { KvmiError } from './wire/errors.js';
 import { KVMI_PAGE_ACCESS_W } from './wire/ids.js';
 
@@ -60,6 +61,8 @@ export class MachineTarget implements IntrospectionTarget {
   /** Reads in flight per vCPU that paused it themselves; the last one lets it run again. */
   readonly #reading = new Map<number, number>();
   #sink: TargetEventSink | null = null;
+  /** The MSRs every vCPU thread reads into its events' state. */
+  #stateMsrs: readonly number[] = [];
   /** MSRs whose guest writes are intercepted (VM-wide). */
   readonly #msrs = new Set<number>();
   /** Write-protected pages (page-aligned gpas). */
@@ -73,11 +76,11 @@ export class MachineTarget implements IntrospectionTarget {
       commands: msrs ? MACHINE_TARGET_UNSUPPORTED_COMMANDS : new Set<KvmiCommand>([...MACHINE_TARGET_UNSUPPORTED_COMMANDS, 'CONTROL_MSR']),
       events: msrs ? MACHINE_TARGET_UNSUPPORTED_EVENTS : new Set<KvmiEventName>([...MACHINE_TARGET_UNSUPPORTED_EVENTS, 'MSR']),
     };
-    machine.setIntrospectionHandler((vcpu, event) => this.#onEvent(vcpu, event));
+    machine.setIntrospectionHandler((vcpu, event, state) => this.#onEvent(vcpu, event, eventState(state, this.#stateMsrs)));
   }
 
   /** A vCPU waits for the reply to this: hand it to the session, or answer CONTINUE without one. */
-  #onEvent(vcpu: number, event: IntrospectionExit): void {
+  #onEvent(vcpu: number, event: IntrospectionExit, state: VcpuRegisters | undefined): void {
     let answered = false;
     const answer = (action: KvmiAction, newValue?: bigint): void => {
       if (answered) return;
@@ -85,32 +88,33 @@ export class MachineTarget implements IntrospectionTarget {
       if (action === 'crash') this.crash(vcpu);
       void this.#machine.introspectionVcpu(vcpu).replyEvent(action, newValue).catch(() => undefined);
     };
+    const withState = state === undefined ? {} : { state };
     let e: TargetEvent;
     switch (event.kind) {
       case 'breakpoint':
         e = {
-          kind: 'breakpoint', vcpu, gva: event.gva, ...(event.gpa !== undefined ? { gpa: event.gpa } : {}),
+          kind: 'breakpoint', vcpu, ...withState, gva: event.gva, ...(event.gpa !== undefined ? { gpa: event.gpa } : {}),
           insnLength: event.insnLength, reply: (action) => answer(action),
         };
         break;
       case 'singlestep':
-        e = { kind: 'singlestep', vcpu, failed: event.failed, reply: (action) => answer(action) };
+        e = { kind: 'singlestep', vcpu, ...withState, failed: event.failed, reply: (action) => answer(action) };
         break;
       case 'msr':
         e = {
-          kind: 'msr', vcpu, msr: event.msr, oldValue: event.oldValue, newValue: event.newValue,
+          kind: 'msr', vcpu, ...withState, msr: event.msr, oldValue: event.oldValue, newValue: event.newValue,
           reply: (action, newValue) => answer(action, newValue),
         };
         break;
       case 'pf':
         e = {
-          kind: 'pf', vcpu, gpa: event.gpa, access: KVMI_PAGE_ACCESS_W,
+          kind: 'pf', vcpu, ...withState, gpa: event.gpa, access: KVMI_PAGE_ACCESS_W,
           reply: (action) => {
             // RETRY runs the write again: on a page still protected that is this event again
             // (raised once the session is done with this reply); otherwise the store happens.
             if (action === 'retry' && this.#protected.has(event.gpa & ~PAGE_MASK_LOW) && !answered) {
               answered = true;
-              setImmediate(() => this.#onEvent(vcpu, event));
+              setImmediate(() => this.#onEvent(vcpu, event, state));
               return;
             }
             answer(action === 'retry' ? 'continue' : action);
@@ -321,7 +325,25 @@ export class MachineTarget implements IntrospectionTarget {
     return this.#stopped(from, () => this.#allStopped(from + 1, fn));
   }
 
-  setEventSink(sink: TargetEventSink | null): void {
+  setEventSink(sink: TargetEventSink | null, stateMsrs: readonly number[] = []): void {
     this.#sink = sink;
+    if (sink === null || sameMsrs(stateMsrs, this.#stateMsrs)) return;
+    this.#stateMsrs = [...stateMsrs];
+    // Until a vCPU thread has the list its events carry fewer MSRs, and the session reads them.
+    for (let i = 0; i < this.vcpuCount; i++) {
+      void this.#machine.introspectionVcpu(i).setEventMsrs(stateMsrs).catch(() => undefined);
+    }
   }
+}
+
+function sameMsrs(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((m, i) => m === b[i]);
+}
+
+/** A vCPU thread's event state in the target's terms; undefined unless it has every MSR asked for. */
+function eventState(block: IntrospectionState | null, msrs: readonly number[]): VcpuRegisters | undefined {
+  if (block === null) return undefined;
+  const state = decodeStateBlock(block);
+  if (state.msrs.length !== msrs.length || !state.msrs.every((m, i) => m.index === msrs[i])) return undefined;
+  return { regs: state.regs, sregs: state.sregs, msrs: state.msrs.map((m) => ({ index: m.index, value: m.data })) };
 }

@@ -266,6 +266,27 @@ test('a breakpoint event carries the state and the gpa; CONTINUE and RETRY reach
   await assert.rejects(ev2.reply('continue'), /already answered/);
 });
 
+test('an event that carries its state is sent as it is, with no register read; one without is read first', async () => {
+  await using r = await rig();
+  const t = r.target;
+  const vm = await within(r.listener.accept());
+  await vm.controlEvents(1, 'SINGLESTEP', true);
+  await vm.controlSingleStep(1, true);
+  const next = eventsOf(vm);
+  t.vcpus[1]!.regs.rip = 0x4242n;
+  for (const carry of [true, false]) {
+    t.eventsCarryState = carry;
+    const reads = t.registerReads;
+    const step = t.singleStep(1);
+    const ev = await next();
+    assert.equal(ev.regs.rip, 0x4242n, `carried: ${carry}`);
+    assert.equal(ev.msrs.efer, t.vcpus[1]!.msrs.get(0xc000_0080) ?? 0n);
+    assert.equal(t.registerReads - reads, carry ? 0 : 1, `carried: ${carry}`);
+    await ev.reply('continue');
+    assert.deepEqual(await within(step), { action: 'continue' });
+  }
+});
+
 test('MSR events: CONTINUE applies the value of the reply', async () => {
   await using r = await rig();
   const t = r.target;

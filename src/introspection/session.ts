@@ -77,6 +77,8 @@ interface Outgoing {
   lowPriority: boolean;
   /** The event-specific data, from the vCPU's registers at sending time. */
   data(state: VcpuRegisters): EventDataMap[KvmiEventName];
+  /** The vCPU's registers and event MSRs, when the target sent them with the event. */
+  state?: VcpuRegisters;
   /** The tool's answer, or undefined when the session ends before it (release: CONTINUE). */
   answer(action: KvmiAction, rest: Uint8Array | undefined): void;
 }
@@ -153,7 +155,7 @@ export class KvmiSession {
 
   /** Starts serving: events flow from now on, and `initial` holds bytes already received. */
   start(initial: Uint8Array = NO_DATA): void {
-    this.#target.setEventSink((e) => this.#onTargetEvent(e));
+    this.#target.setEventSink((e) => this.#onTargetEvent(e), EVENT_MSR_INDICES);
     if (initial.length > 0) this.receive(initial);
   }
 
@@ -369,7 +371,7 @@ export class KvmiSession {
   }
 
   #outgoing(e: TargetEvent): Outgoing {
-    const base = { lowPriority: false };
+    const base = { lowPriority: false, ...(e.state !== undefined ? { state: e.state } : {}) };
     switch (e.kind) {
       case 'breakpoint':
         return {
@@ -426,29 +428,16 @@ export class KvmiSession {
     if (at < 0) at = v.queue.length > 0 ? 0 : -1;
     if (at < 0) return;
     const next = v.queue.splice(at, 1)[0]!;
+    // The state came with the event (read by the vCPU's thread): send it now, no round trip.
+    if (next.state !== undefined) {
+      this.#send(i, v, next, next.state);
+      return;
+    }
     v.sending = true;
     const done = this.#target.getRegisters(i, EVENT_MSR_INDICES).then(
       (state) => {
         v.sending = false;
-        if (this.#closing) {
-          next.answer('continue', undefined);
-          return;
-        }
-        let payload: Uint8Array;
-        try {
-          payload = encodeEvent(this.#dialect, {
-            vcpu: i, event: next.event, state: snapshot(state), data: next.data(state),
-          } as Parameters<typeof encodeEvent>[1]);
-        } catch (e) {
-          // Never leave the vCPU waiting for an event that cannot be sent.
-          this.#log('error', `introspection: vCPU ${i}: cannot send ${next.event}: ${(e as Error).message}`);
-          next.answer('continue', undefined);
-          this.#pump(i);
-          return;
-        }
-        const seq = this.#eventSeq();
-        v.pending = { ...next, seq };
-        this.#transport.write(encodeMessage(this.#dialect.eventMessage, seq, payload));
+        this.#send(i, v, next, state);
       },
       (e: unknown) => {
         v.sending = false;
@@ -458,6 +447,29 @@ export class KvmiSession {
       },
     );
     this.#track(done);
+  }
+
+  /** Encodes and writes the vCPU's event; it is then outstanding until the tool replies. */
+  #send(i: number, v: VcpuState, next: Outgoing, state: VcpuRegisters): void {
+    if (this.#closing) {
+      next.answer('continue', undefined);
+      return;
+    }
+    let payload: Uint8Array;
+    try {
+      payload = encodeEvent(this.#dialect, {
+        vcpu: i, event: next.event, state: snapshot(state), data: next.data(state),
+      } as Parameters<typeof encodeEvent>[1]);
+    } catch (e) {
+      // Never leave the vCPU waiting for an event that cannot be sent.
+      this.#log('error', `introspection: vCPU ${i}: cannot send ${next.event}: ${(e as Error).message}`);
+      next.answer('continue', undefined);
+      this.#pump(i);
+      return;
+    }
+    const seq = this.#eventSeq();
+    v.pending = { ...next, seq };
+    this.#transport.write(encodeMessage(this.#dialect.eventMessage, seq, payload));
   }
 
   #track(p: Promise<void>): void {

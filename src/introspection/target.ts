@@ -47,6 +47,11 @@ export interface ExceptionInjection {
 interface VcpuEventBase {
   /** The vCPU that raised the event; it is blocked until `reply` is called. */
   readonly vcpu: number;
+  /**
+   * The vCPU's registers and the sink's state MSRs (`setEventSink`) as they were at the event,
+   * when the target read them with it; otherwise the session asks `getRegisters`.
+   */
+  readonly state?: VcpuRegisters;
 }
 
 /**
@@ -196,7 +201,8 @@ export interface IntrospectionTarget {
   /**
    * Where events go. The session installs a sink when it starts and removes it (null) when it
    * ends; an event raised while no sink is installed must be handled by the VMM as 'continue'.
-   * The sink is called on the main thread.
+   * The sink is called on the main thread. `stateMsrs`: the MSRs the session sends with every
+   * event; a target that can read them at the event puts them in the event's `state`.
    */
-  setEventSink(sink: TargetEventSink | null): void;
+  setEventSink(sink: TargetEventSink | null, stateMsrs?: readonly number[]): void;
 }

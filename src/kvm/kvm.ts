@@ -10,6 +10,7 @@ import { KVM_CAP, type KvmCapName } from './capabilities.js';
 import { EAGAIN, EFAULT, EHWPOISON, EINTR, errnoName } from './errno.js';
 import * as K from './ioctls.js';
 import { KvmError } from './kvm-error.js';
+import { stateBlock } from './state-block.js';
 import { setMce, setupMce, supportedMceCap, type X86Mce } from './hwpoison.js';
 import {
   addressOf, close, errno, ioctlPtr, ioctlVal, mmap, munmap, MAP_ANONYMOUS, MAP_SHARED, O_CLOEXEC, O_RDWR, open, PROT_READ, PROT_WRITE,
@@ -294,6 +295,14 @@ export class KvmVcpu implements HypervisorVcpu {
     const b = encodeMsrs(indices.map((index) => ({ index, data: 0n })));
     const n = ioctl(this.fd, K.KVM_GET_MSRS, b);
     return decodeMsrs(b, n);
+  }
+
+  getStateBlock(msrs: readonly number[]): Uint8Array {
+    ioctl(this.fd, K.KVM_GET_REGS, this.regsBuf);
+    ioctl(this.fd, K.KVM_GET_SREGS, this.sregsBuf);
+    const b = encodeMsrs(msrs.map((index) => ({ index, data: 0n })));
+    const read = msrs.length === 0 ? 0 : ioctl(this.fd, K.KVM_GET_MSRS, b);
+    return stateBlock(this.regsBuf, this.sregsBuf, b, read);
   }
 
   /** KVM_SET_MSRS sets entries in order and stops at the first it refuses: that is an error here. */

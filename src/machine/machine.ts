@@ -35,7 +35,7 @@ import { isGuestCause, type ShutdownCause } from '../runstate/shutdown-cause.js'
 import type { FakeHypervisor } from '../testing/fake-hypervisor.js';
 import { exitReasonName } from '../vcpu/exit-reason.js';
 import { exitReport } from '../vcpu/exit-report.js';
-import type { IntrospectionExit, VcpuBackend, VcpuEvent, VcpuRunConfig } from '../vcpu/messages.js';
+import type { IntrospectionExit, IntrospectionState, VcpuBackend, VcpuEvent, VcpuRunConfig } from '../vcpu/messages.js';
 import { VcpuThread } from '../vcpu/vcpu-thread.js';
 import {
   enableUserSpaceMsrs, HYPERV_CRASH_MSR_FILTER, setUpAccelerator, setUpHypervCrash, type AcceleratorInfo,
@@ -47,6 +47,9 @@ import { buildDevices, createDevicePlan, type Devices } from './devices.js';
 
 /** QEMU's run state (see src/runstate/run-state.ts). */
 export type MachineStatus = RunState;
+
+/** Receives a vCPU's introspection event; the vCPU waits for `introspectionVcpu(i).replyEvent`. */
+export type IntrospectionHandler = (vcpu: number, event: IntrospectionExit, state: IntrospectionState | null) => void;
 
 /** Why a machine ended (the shutdown cause, or `fatal` for a VMM failure), and the exit status. */
 export interface MachineEnd {
@@ -259,7 +262,7 @@ export class Machine {
   private userSpaceMsrs = false;
   /** hv-crash's MSRs are in the MSR filter (they stay there whatever introspection does). */
   private hvCrashFilter = false;
-  private introspectionHandler: ((vcpu: number, event: IntrospectionExit) => void) | null = null;
+  private introspectionHandler: IntrospectionHandler | null = null;
   /** The RAM memory slots as KVM has them (split around write-protected pages). */
   private ramSlots: RamSlot[] = [];
 
@@ -618,6 +621,7 @@ export class Machine {
   introspectionVcpu(index: number): Pick<
     VcpuThread,
     'getState' | 'getMsrs' | 'getXsave' | 'getXcrs' | 'cpuid' | 'setRegs' | 'injectException' | 'setGuestDebug' | 'replyEvent'
+    | 'setEventMsrs'
   > {
     const v = this.vcpus[index];
     if (!v) throw new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`);
@@ -627,9 +631,10 @@ export class Machine {
   /**
    * Introspection: where vCPU events (breakpoints, single steps, MSR writes) go. Each vCPU that
    * raised one waits for `introspectionVcpu(i).replyEvent`. Without a handler an event is
-   * answered 'continue' at once (the guest's own behaviour).
+   * answered 'continue' at once (the guest's own behaviour). `state`: the vCPU at the event
+   * (registers and the MSRs set with `setEventMsrs`), or null when its thread could not read it.
    */
-  setIntrospectionHandler(handler: ((vcpu: number, event: IntrospectionExit) => void) | null): void {
+  setIntrospectionHandler(handler: IntrospectionHandler | null): void {
     this.introspectionHandler = handler;
   }
 
@@ -784,7 +789,7 @@ export class Machine {
       }
       case 'introspection': {
         const handler = this.introspectionHandler;
-        if (handler !== null) handler(index, e.event);
+        if (handler !== null) handler(index, e.event, e.state);
         else void this.vcpus[index]?.replyEvent('continue').catch(() => undefined);
         return;
       }

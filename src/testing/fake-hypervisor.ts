@@ -14,7 +14,8 @@ import { EFAULT } from '../kvm/errno.js';
 import { queueSigbusToSelf, type X86Mce } from '../kvm/hwpoison.js';
 import { KvmError } from '../kvm/kvm-error.js';
 import { KVM_LAPIC_STATE_SIZE, KVM_RUN, type CpuidEntryData, type IrqRoute, type MsrEntry } from '../kvm/structs.js';
-import { decodeSregs } from '../kvm/structs.js';
+import { decodeSregs, encodeMsrs, encodeRegs, encodeSregs } from '../kvm/structs.js';
+import { stateBlock } from '../kvm/state-block.js';
 import { KVM_EXIT, KVM_EXIT_IO_OUT } from '../vcpu/exit-reason.js';
 
 /** One KVM_RUN: an exit (fields are written at offsets into the kvm_run exit union). */
@@ -209,6 +210,9 @@ export class FakeVcpu implements HypervisorVcpu {
   }
   setMsrs(entries: readonly MsrEntry[]): void {
     for (const e of entries) this.msrs.set(e.index, e.data);
+  }
+  getStateBlock(msrs: readonly number[]): Uint8Array {
+    return stateBlock(encodeRegs(this.regs), encodeSregs(this.sregs), encodeMsrs(this.getMsrs(msrs)), msrs.length);
   }
   /** As KVM_X86_SETUP_MCE: MCG_CAP, and reporting enabled in MCG_CTL and every bank. */
   setupMce(mcgCap: bigint): void {

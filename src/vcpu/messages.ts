@@ -70,7 +70,9 @@ export type VcpuCommand =
    * The answer to this vCPU's outstanding introspection event: the vCPU goes on. `newValue`:
    * what an MSR event's WRMSR stores. Ignored (ok) when no event is outstanding.
    */
-  | { id: number; cmd: 'event-reply'; action: 'continue' | 'retry' | 'crash'; newValue?: bigint };
+  | { id: number; cmd: 'event-reply'; action: 'continue' | 'retry' | 'crash'; newValue?: bigint }
+  /** The MSRs read into every introspection event's state, next to the registers (empty: none). */
+  | { id: number; cmd: 'event-msrs'; indices: number[] };
 
 export type VcpuReply =
   | {
@@ -90,6 +92,13 @@ export type IntrospectionExit =
   | { kind: 'msr'; msr: number; oldValue: bigint; newValue: bigint }
   /** A guest write to a write-protected RAM page (an MMIO exit inside RAM); not stored yet. */
   | { kind: 'pf'; gpa: bigint };
+
+/**
+ * The vCPU as it stood when it raised an introspection event, read in its own thread before
+ * it waits, so the tool is told it without another trip to the thread: a state block
+ * (src/kvm/state-block.ts) with the MSRs set by 'event-msrs' (fewer when KVM stopped at one).
+ */
+export type IntrospectionState = Uint8Array;
 
 /** What a worker reports on its own: something the machine must decide. */
 export type VcpuEvent =
@@ -117,5 +126,5 @@ export type VcpuEvent =
   | { type: 'warning'; key: string; message: string }
   | { type: 'debug'; exit: VcpuExit }
   /** An introspection event: the vCPU waits for an 'event-reply' command. */
-  | { type: 'introspection'; event: IntrospectionExit }
+  | { type: 'introspection'; event: IntrospectionExit; state: IntrospectionState | null }
   | { type: 'fatal'; message: string };

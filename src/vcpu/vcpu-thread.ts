@@ -220,6 +220,11 @@ export class VcpuThread {
     await this.callOk({ cmd: 'event-reply', action, ...(newValue !== undefined ? { newValue } : {}) });
   }
 
+  /** The MSRs this vCPU reads into each introspection event's state, with its registers. */
+  async setEventMsrs(indices: readonly number[]): Promise<void> {
+    await this.callOk({ cmd: 'event-msrs', indices: [...indices] });
+  }
+
   /** Ends the thread. Safe to call more than once. */
   async quit(): Promise<void> {
     if (this.exited) return;

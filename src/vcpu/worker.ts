@@ -29,7 +29,7 @@ import type { GuestPanicInformation } from '../runstate/events.js';
 import * as C from './control.js';
 import { ExitDecoder, type VcpuExit } from './exit.js';
 import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './handle-exit.js';
-import type { IntrospectionExit, VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
+import type { IntrospectionExit, IntrospectionState, VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
 
 const data = workerData as VcpuWorkerData;
 
@@ -219,6 +219,9 @@ function serve(cmd: VcpuCommand): VcpuReply {
         // Only the outstanding event's reply counts; a late one (after a reset or a quit) is dropped.
         if (awaitingReply) eventReply = { action: cmd.action, ...(cmd.newValue !== undefined ? { newValue: cmd.newValue } : {}) };
         return { id: cmd.id, ok: true };
+      case 'event-msrs':
+        eventMsrs = cmd.indices;
+        return { id: cmd.id, ok: true };
     }
   } catch (e) {
     return { id: cmd.id, ok: false, message: e instanceof Error ? e.message : String(e) };
@@ -261,6 +264,18 @@ function injectException(cmd: Extract<VcpuCommand, { cmd: 'inject-exception' }>)
   return { id: cmd.id, ok: true };
 }
 
+/** MSRs read into each introspection event ('event-msrs'). */
+let eventMsrs: number[] = [];
+
+/** Registers and event MSRs, read here so the tool gets them without a round trip to this thread. */
+function eventState(): IntrospectionState | null {
+  try {
+    return vcpu.getStateBlock(eventMsrs);
+  } catch {
+    return null; // the main thread asks again, and reports what fails
+  }
+}
+
 /** Set while this vCPU waits for the reply to its introspection event. */
 let awaitingReply = false;
 let eventReply: { action: 'continue' | 'retry' | 'crash'; newValue?: bigint } | null = null;
@@ -275,7 +290,7 @@ function awaitReply(event: IntrospectionExit): { action: 'continue' | 'retry' | 
   eventReply = null;
   Atomics.store(ctl, C.STATE, C.PAUSED);
   Atomics.notify(ctl, C.STATE);
-  post({ type: 'introspection', event });
+  post({ type: 'introspection', event, state: eventState() });
   try {
     for (;;) {
       const bell = Atomics.load(ctl, C.DOORBELL);

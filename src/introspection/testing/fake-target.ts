@@ -53,6 +53,12 @@ export class FakeTarget implements IntrospectionTarget {
   /** Every call, in order, as "method vcpu/argument". */
   readonly calls: string[] = [];
   sink: TargetEventSink | null = null;
+  /** The MSRs the session asked events to carry. */
+  stateMsrs: readonly number[] = [];
+  /** Whether vCPU events carry their state (as MachineTarget's do), sparing `getRegisters`. */
+  eventsCarryState = false;
+  /** `getRegisters` calls so far. */
+  registerReads = 0;
   /** When set, pause() waits for this before resolving (to test wait=1). */
   pauseDelayMs = 0;
 
@@ -118,6 +124,11 @@ export class FakeTarget implements IntrospectionTarget {
   }
 
   async getRegisters(vcpu: number, msrs: readonly number[]): Promise<VcpuRegisters> {
+    this.registerReads++;
+    return this.#read(vcpu, msrs);
+  }
+
+  #read(vcpu: number, msrs: readonly number[]): VcpuRegisters {
     const v = this.#vcpu(vcpu);
     return {
       regs: { ...v.regs },
@@ -186,19 +197,22 @@ export class FakeTarget implements IntrospectionTarget {
     }
   }
 
-  setEventSink(sink: TargetEventSink | null): void {
+  setEventSink(sink: TargetEventSink | null, stateMsrs: readonly number[] = []): void {
     this.sink = sink;
+    this.stateMsrs = stateMsrs;
   }
 
   /** Raises an event as a vCPU thread would and resolves with the reply it gets. */
   raise(build: (reply: (action: KvmiAction, newValue?: bigint) => void) => TargetEvent): Promise<EventOutcome> {
     return new Promise<EventOutcome>((resolve) => {
       let answered = false;
-      const event = build((action, newValue) => {
+      const built = build((action, newValue) => {
         if (answered) throw new Error('fake target: an event was answered twice');
         answered = true;
         resolve(newValue === undefined ? { action } : { action, newValue });
       });
+      const event = this.eventsCarryState && built.kind !== 'create-vcpu'
+        ? { ...built, state: this.#read(built.vcpu, this.stateMsrs) } : built;
       if (this.sink !== null) this.sink(event);
       else if (event.kind === 'msr') event.reply('continue', event.newValue);
       else event.reply('continue');
