@@ -86,7 +86,7 @@ export class MachineTarget implements IntrospectionTarget {
       if (answered) return;
       answered = true;
       if (action === 'crash') this.crash(vcpu);
-      void this.#machine.introspectionVcpu(vcpu).replyEvent(action, newValue).catch(() => undefined);
+      this.#machine.introspectionVcpu(vcpu).replyEvent(action, newValue);
     };
     const withState = state === undefined ? {} : { state };
     let e: TargetEvent;

@@ -790,7 +790,7 @@ export class Machine {
       case 'introspection': {
         const handler = this.introspectionHandler;
         if (handler !== null) handler(index, e.event, e.state);
-        else void this.vcpus[index]?.replyEvent('continue').catch(() => undefined);
+        else this.vcpus[index]?.replyEvent('continue');
         return;
       }
       case 'debug':

@@ -52,6 +52,9 @@ export interface VcpuSetup {
   readonly mcgCap: bigint | null;
 }
 
+/** The id of a command the thread answers with nothing (ids of calls start at 1). */
+export const NO_REPLY = 0;
+
 export type VcpuCommand =
   | { id: number; cmd: 'setup'; setup: VcpuSetup }
   | { id: number; cmd: 'reset'; boot: BootCpuState | null }

@@ -10,6 +10,7 @@ import { getpid, tgkill } from '../kvm/libc.js';
 import type { DevicePlan } from '../machine/devices.js';
 import * as C from './control.js';
 import type { VcpuBackend, VcpuCommand, VcpuEvent, VcpuReply, VcpuRunConfig, VcpuSetup, VcpuWorkerData } from './messages.js';
+import { NO_REPLY } from './messages.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -216,8 +217,11 @@ export class VcpuThread {
   }
 
   /** Answers the vCPU's outstanding introspection event; it then goes on (or stays paused). */
-  async replyEvent(action: 'continue' | 'retry' | 'crash', newValue?: bigint): Promise<void> {
-    await this.callOk({ cmd: 'event-reply', action, ...(newValue !== undefined ? { newValue } : {}) });
+  replyEvent(action: 'continue' | 'retry' | 'crash', newValue?: bigint): void {
+    // One way: the thread sends nothing back, which would only wake this thread again.
+    if (this.exited) return;
+    this.port.postMessage({ id: NO_REPLY, cmd: 'event-reply', action, ...(newValue !== undefined ? { newValue } : {}) } satisfies VcpuCommand);
+    this.ring();
   }
 
   /** The MSRs this vCPU reads into each introspection event's state, with its registers. */

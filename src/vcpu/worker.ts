@@ -30,6 +30,7 @@ import * as C from './control.js';
 import { ExitDecoder, type VcpuExit } from './exit.js';
 import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './handle-exit.js';
 import type { IntrospectionExit, IntrospectionState, VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
+import { NO_REPLY } from './messages.js';
 
 const data = workerData as VcpuWorkerData;
 
@@ -354,7 +355,9 @@ function onMsrWrite(index: number, value: bigint): void {
 
 function serveCommands(): void {
   for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
-    port.postMessage(serve(m.message as VcpuCommand));
+    const cmd = m.message as VcpuCommand;
+    const reply = serve(cmd);
+    if (cmd.id !== NO_REPLY) port.postMessage(reply);
   }
 }
 
