@@ -25,10 +25,10 @@ const negotiate = send('qmp_capabilities');
 const status = send('query-status');
 const quit: Step[] = [send('quit'), { expectExit: true }];
 
-/** QEMU first, then nodevisor; returns both for extra checks. */
-async function compare(scenario: Scenario): Promise<{ qemu: Transcript; ours: Transcript }> {
-  const qemu = await runScenario('qemu', scenario);
-  const ours = await runScenario('nodevisor', scenario);
+/** QEMU first, then nodevisor (each transcript through `keep`); returns both for extra checks. */
+async function compare(scenario: Scenario, keep = (t: Transcript): Transcript => t): Promise<{ qemu: Transcript; ours: Transcript }> {
+  const qemu = keep(await runScenario('qemu', scenario));
+  const ours = keep(await runScenario('nodevisor', scenario));
   assert.deepEqual(ours, qemu);
   return { qemu, ours };
 }
@@ -68,20 +68,18 @@ test('errors: negotiation, unknown commands, bad arguments, malformed requests',
 });
 
 test('guest reset, no options: RESET {guest: true} each time, the guest keeps running', async () => {
+  // nodevisor resets this guest every few ms, QEMU every few s (SeaBIOS runs each time): how
+  // many more RESETs come before quit says nothing about behaviour. Only the two waited for are
+  // compared. Not with a dropEvents step after them: the harness keeps whatever arrived in the
+  // same socket read as the second RESET, and under load nodevisor's next ones often do.
+  const firstTwoResets = (t: Transcript): Transcript => {
+    let n = 0;
+    return { ...t, qmp: t.qmp.filter((l) => !l.startsWith('{"event": "RESET"') || ++n <= 2) };
+  };
   await compare({
     args: ['-kernel', guest('reset'), '-S'],
-    steps: [
-      negotiate,
-      send('cont'),
-      { waitEvent: 'RESET' },
-      { waitEvent: 'RESET' },
-      // nodevisor resets this guest every few ms, QEMU every few s (SeaBIOS runs each time):
-      // how many more RESETs come before quit says nothing about behaviour.
-      { dropEvents: 'RESET' },
-      status,
-      ...quit,
-    ],
-  });
+    steps: [negotiate, send('cont'), { waitEvent: 'RESET', timeoutMs: FIRMWARE_MS }, { waitEvent: 'RESET' }, status, ...quit],
+  }, firstTwoResets);
 });
 
 test('guest reset with -no-reboot: SHUTDOWN {guest: true, reason: guest-reset}, exit 0', async () => {
@@ -95,7 +93,7 @@ test('guest reset with -no-reboot -no-shutdown: SHUTDOWN, STOP, status shutdown,
   await compare({
     args: ['-kernel', guest('reset'), '-S', '-no-reboot', '-no-shutdown'],
     steps: [
-      negotiate, send('cont'), { waitEvent: 'SHUTDOWN' }, { waitEvent: 'STOP' }, status, send('cont'),
+      negotiate, send('cont'), { waitEvent: 'SHUTDOWN', timeoutMs: FIRMWARE_MS }, { waitEvent: 'STOP' }, status, send('cont'),
       send('system_reset'), status, ...quit,
     ],
   });
@@ -112,7 +110,7 @@ test('-action shutdown=pause -no-reboot: a guest reset stops in shutdown', async
   await compare({
     args: ['-kernel', guest('reset'), '-S', '-action', 'shutdown=pause', '-no-reboot'],
     steps: [
-      negotiate, send('cont'), { waitEvent: 'SHUTDOWN' }, { waitEvent: 'STOP' }, status, send('cont'),
+      negotiate, send('cont'), { waitEvent: 'SHUTDOWN', timeoutMs: FIRMWARE_MS }, { waitEvent: 'STOP' }, status, send('cont'),
       send('system_reset'), status, ...quit,
     ],
   });
@@ -121,7 +119,7 @@ test('-action shutdown=pause -no-reboot: a guest reset stops in shutdown', async
 test('set-action at run time: reboot=shutdown before the guest resets', async () => {
   await compare({
     args: ['-kernel', guest('reset'), '-S'],
-    steps: [negotiate, send('set-action', { reboot: 'shutdown' }), send('cont'), { waitEvent: 'SHUTDOWN' }, { expectExit: true }],
+    steps: [negotiate, send('set-action', { reboot: 'shutdown' }), send('cont'), { waitEvent: 'SHUTDOWN', timeoutMs: FIRMWARE_MS }, { expectExit: true }],
   });
 });
 
@@ -129,7 +127,7 @@ test('KVM internal error: STOP, status internal-error, cont refused, system_rese
   const { ours } = await compare({
     args: ['-kernel', guest('triplefault'), '-S'],
     steps: [
-      negotiate, send('cont'), { waitEvent: 'STOP' }, status, send('cont'), send('system_reset'), status, ...quit,
+      negotiate, send('cont'), { waitEvent: 'STOP', timeoutMs: FIRMWARE_MS }, status, send('cont'), send('system_reset'), status, ...quit,
     ],
   });
   assert.ok(ours.stderr.includes('KVM internal error. Suberror: 1'), 'the error is reported on stderr');

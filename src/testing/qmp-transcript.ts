@@ -239,8 +239,10 @@ export async function runScenario(target: Target, scenario: Scenario): Promise<T
     const dropped = new Set<string>();
     let eventCursor = 0; // received[] index after the last event a waitEvent matched
     let emitted = 0; // received[] entries already moved into qmp
-    const flush = (): void => {
-      for (; emitted < rec.received.length; emitted++) {
+    // Up to `end` only: what arrived after a waited-for event (often in the same read) is
+    // left for the next step, so that a dropEvents step after the wait can still drop it.
+    const flush = (end = rec.received.length): void => {
+      for (; emitted < end; emitted++) {
         const r = rec.received[emitted]!;
         if (r.kind === 'event' && r.event !== undefined && dropped.has(r.event)) continue;
         qmp.push(normaliseLine(r.text));
@@ -278,11 +280,12 @@ export async function runScenario(target: Target, scenario: Scenario): Promise<T
           }
           return rec.closed;
         }, step.timeoutMs ?? STEP_TIMEOUT_MS);
-        flush();
         if (!ok || at < 0) {
+          flush();
           qmp.push(`<timeout: event ${name}>`);
           break script;
         }
+        flush(at + 1);
         eventCursor = at + 1;
       } else if ('sleepMs' in step) {
         await new Promise((r) => setTimeout(r, step.sleepMs));
@@ -297,7 +300,6 @@ export async function runScenario(target: Target, scenario: Scenario): Promise<T
           break script;
         }
       } else {
-        flush();
         dropped.add(step.dropEvents);
       }
     }
