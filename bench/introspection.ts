@@ -8,17 +8,24 @@
  *     CONTINUE at once) and breakpoint events (an INT3 on the same `jmp $`, replied RETRY, so the
  *     INT3 runs again and is the next event: no guest work between events);
  *   - next to them, run now on this host, the bare cost of the same exits in a C KVM_RUN loop
- *     (bench/c/kvm-singlestep.c): KVM_EXIT_DEBUG per single step, and the INT3 stop per run.
+ *     (bench/c/kvm-singlestep.c): KVM_EXIT_DEBUG per single step, and the INT3 stop per run;
+ *   - and the floors under both for any tool in another process, also in C and in the same run:
+ *     a socket round trip between two processes (bench/c/socket-pingpong.c: 16-byte request,
+ *     4096 / 8176-byte reply), and the bare KVM_RUN loop sending each exit to a tool process
+ *     and waiting for its reply (bench/c/kvm-event-ipc.c), each with the two processes free to
+ *     use any CPU and pinned to one (a wake-up across CPUs costs tens of us on a PVM host).
  *
  * nodevisor runs in a fresh child process per run (this file with `--child`): the machine
  * (spin guest, 256 MiB, one vCPU) and the tool (`nodevisor/introspection`'s client) talk over
  * a unix socket, first in that one process (as in test/introspection.test.ts), then with the
  * tool in a process of its own (`--tool PATH`) on a new machine. "VMM only" repeats the events
  * with MachineTarget's own sink answering them, and a bare Node socket echo gives the reads'
- * floor. bench/run.ts calls `introspection(tmp)`; see docs/performance.md, "Introspection".
+ * floor in one process. Then the tool-in-its-own-process case once more in a fresh child
+ * (`--remote`) started under `taskset -c 0`: the VMM and the tool it spawns share one CPU.
+ * bench/run.ts calls `introspection(tmp)`; see docs/performance.md, "Introspection".
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,10 +35,12 @@ import { listen, type KvmiEvent, type KvmiVm } from '../src/introspection/client
 import { connectIntrospection } from '../src/introspection/connect.js';
 import { MachineTarget } from '../src/introspection/machine-target.js';
 import type { BreakpointEvent, SingleStepEvent } from '../src/introspection/target.js';
+import { EVENT_REPLY_COMMON_SIZE, eventDataSize } from '../src/introspection/wire/events.js';
+import { KVMI_HEADER_SIZE, KVMI_MAX_REPLY_DATA } from '../src/introspection/wire/header.js';
+import { KVMI_EVENT_COMMON_SIZE } from '../src/introspection/wire/vcpu-state.js';
 import { buildGuests, guestPath } from '../src/testing/guests.js';
-import { BENCH_SRC, median, parseResultLine, runTool, timedRun } from './lib.js';
 import { waitForSerial } from '../src/testing/wait-serial.js';
-import { fmt, log, table } from './lib.js';
+import { buildCProgram, fmt, lastJsonLine, log, median, runCProgram, table, timedRun } from './lib.js';
 
 const REPS = 3;
 /** Reads per (size, mode) and events per kind, in each nodevisor run. */
@@ -40,10 +49,17 @@ const STEPS = 20_000;
 const BREAKS = 20_000;
 const WARMUP = 500;
 const PIPELINE = 16;
-/** READ_PHYSICAL's largest reply: 8184-byte payload limit minus the 8-byte error header. */
-const MAX_READ = 8176;
+/** READ_PHYSICAL's largest reply (8176): 8184-byte payload limit minus the 8-byte error header. */
+const MAX_READ = KVMI_MAX_REPLY_DATA;
 /** Exits timed by the C reference per run. */
 const C_EXITS = 100_000;
+/** Round trips per C socket floor, and exits per C event floor (each with a round trip), per run. */
+const C_ROUND_TRIPS = 20_000;
+/** Bytes of a KVMI event message (header, common part with the vCPU state, event data) and of its reply. */
+const eventBytes = (event: 'SINGLESTEP' | 'BREAKPOINT'): number => KVMI_HEADER_SIZE + KVMI_EVENT_COMMON_SIZE + eventDataSize(event);
+const EVENT_REPLY_BYTES = KVMI_HEADER_SIZE + EVENT_REPLY_COMMON_SIZE;
+/** The CPU the pinned configuration runs on (`taskset -c`). The C floors pin to the first allowed CPU, 0 here too. */
+const PINNED_CPU = 0;
 /** Guest RAM filled by the host before reading, so reads touch real pages. */
 const READ_WINDOW = 16 << 20;
 
@@ -67,11 +83,36 @@ export interface IntrospectionRun {
   vmmSingleStepUs: number;
   vmmBreakpointUs: number;
   /** The tool's numbers again with the tool in a process of its own (the machine in a fresh one). */
-  remote: ToolNumbers;
+  remote: RemoteNumbers;
+}
+
+/** The tool's numbers with the machine in one process and the tool in another, and where they ran. */
+export interface RemoteNumbers extends ToolNumbers {
+  /** The CPUs each process may run on (Cpus_allowed_list), as "VMM 0-1, tool 0-1". */
+  cpus: string;
+}
+
+/** A two-process figure measured twice: the processes free to use any CPU, and both pinned to one. */
+export interface ByPlacement {
+  any: number;
+  oneCpu: number;
+}
+
+/** The C floors of one run: what two processes on this host cost at least, whatever the VMM. */
+export interface FloorRun {
+  /** us per socket round trip (bench/c/socket-pingpong.c): 16-byte request, 4096 / MAX_READ-byte reply, one in flight. */
+  socket4kUs: ByPlacement;
+  socketMaxUs: ByPlacement;
+  /** us per exit of the bare KVM_RUN loop sending each exit to a tool process, waiting for its reply (bench/c/kvm-event-ipc.c). */
+  stepIpcUs: ByPlacement;
+  int3IpcUs: ByPlacement;
 }
 
 export interface IntrospectionResults {
   runs: IntrospectionRun[];
+  /** The tool in its own process, VMM and tool pinned to one CPU, per run. */
+  pinned: RemoteNumbers[];
+  floors: FloorRun[];
   /** us per exit, C KVM_RUN loop, per run. */
   bareStepUs: number[];
   bareInt3Us: number[];
@@ -79,9 +120,6 @@ export interface IntrospectionResults {
   int3Exit: string;
   load: string;
 }
-
-
-
 
 // ---------------------------------------------------------------- the nodevisor side (child)
 
@@ -258,8 +296,14 @@ async function toolProcess(path: string): Promise<void> {
   console.log(JSON.stringify(numbers));
 }
 
-/** The machine in this process, the tool in a child process. */
-async function measureRemote(): Promise<ToolNumbers> {
+/** The CPUs a process may run on, from /proc/PID/status (as taskset -c writes them: "0", "0-1"). */
+function allowedCpus(pid: number | 'self'): string {
+  const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m?.[1] ?? '?';
+}
+
+/** The machine in this process, the tool in a child process (which inherits this one's CPU affinity). */
+async function measureRemote(): Promise<RemoteNumbers> {
   const m = await spinMachine();
   const dir = mkdtempSync(join(tmpdir(), 'nodevisor-bench-kvmi-'));
   const path = join(dir, 'kvmi.sock');
@@ -276,12 +320,12 @@ async function measureRemote(): Promise<ToolNumbers> {
       if (Date.now() > deadline || tool.exitCode !== null) throw new Error(`the tool process did not listen: ${err}`);
       await new Promise((r) => setTimeout(r, 5));
     }
+    const cpus = `VMM ${allowedCpus('self')}, tool ${tool.pid === undefined ? '?' : allowedCpus(tool.pid)}`;
     link = connectIntrospection({ ...LINK, path }, new MachineTarget(m), { startTime: Date.now() });
     const code = await exited;
     if (code !== 0) throw new Error(`the tool process failed (${code}): ${err}`);
     if (m.status !== 'running') throw new Error(`machine ${m.status} after the tool left`);
-    const lines = out.trim().split('\n');
-    return JSON.parse(lines[lines.length - 1] ?? 'null') as ToolNumbers;
+    return { ...lastJsonLine<ToolNumbers>(out), cpus };
   } finally {
     if (tool.exitCode === null) tool.kill('SIGKILL');
     await link?.close();
@@ -335,96 +379,182 @@ async function measure(): Promise<Omit<IntrospectionRun, 'remote'>> {
 
 // ---------------------------------------------------------------- the references and the table
 
-function buildSingleStep(dir: string): string {
-  const out = join(dir, 'kvm-singlestep');
-  runTool('gcc', ['-O2', '-Wall', '-o', out, join(BENCH_SRC, 'c', 'kvm-singlestep.c')]);
-  return out;
+/** The C programs of bench/c this bench runs, built into the temporary directory. */
+interface CPrograms {
+  singleStep: string;
+  pingPong: string;
+  eventIpc: string;
 }
 
-async function bare(prog: string, mode: 'singlestep' | 'int3'): Promise<Record<string, number>> {
-  const r = await timedRun(prog, [mode, String(C_EXITS)], { marker: 'RESULT', timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`kvm-singlestep ${mode} failed (${r.code}): ${r.stderr}`);
-  return parseResultLine(r.stdout);
+function buildCPrograms(dir: string): CPrograms {
+  return {
+    singleStep: buildCProgram(dir, 'kvm-singlestep'),
+    pingPong: buildCProgram(dir, 'socket-pingpong'),
+    eventIpc: buildCProgram(dir, 'kvm-event-ipc'),
+  };
 }
 
-async function nodevisorRun(): Promise<IntrospectionRun> {
-  const r = await timedRun(process.execPath, [SELF, '--child'], { marker: '{', timeoutMs: 180_000 });
-  if (r.code !== 0) throw new Error(`introspection child failed (${r.code}): ${r.stderr}`);
-  const lines = r.stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1] ?? 'null') as IntrospectionRun;
+/** us per exit of the bare C KVM_RUN loop. */
+async function bareUs(c: CPrograms, mode: 'singlestep' | 'int3'): Promise<{ us: number; internalErrors: number }> {
+  const r = await runCProgram(c.singleStep, [mode, String(C_EXITS)]);
+  return { us: r.run_ns! / 1e3 / r.exits!, internalErrors: r.internal_errors! };
 }
 
-/** Runs the references and nodevisor REPS times, interleaved; returns every number. */
+/** us per C socket round trip between two processes, 16-byte request and `size`-byte reply, one in flight. */
+async function socketRoundTripUs(c: CPrograms, size: number, cpus: 'any' | 'same'): Promise<number> {
+  const r = await runCProgram(c.pingPong, [String(size), String(C_ROUND_TRIPS), '1', cpus]);
+  return r.run_ns! / 1e3 / r.round_trips!;
+}
+
+/** us per exit of the C KVM_RUN loop that sends each exit, at KVMI's message sizes, to a tool process and awaits its reply. */
+async function eventIpcUs(c: CPrograms, mode: 'singlestep' | 'int3', cpus: 'any' | 'same'): Promise<number> {
+  const event = eventBytes(mode === 'singlestep' ? 'SINGLESTEP' : 'BREAKPOINT');
+  const r = await runCProgram(c.eventIpc, [mode, String(C_ROUND_TRIPS), String(event), String(EVENT_REPLY_BYTES), cpus]);
+  return r.run_ns! / 1e3 / r.exits!;
+}
+
+async function measureFloors(c: CPrograms): Promise<FloorRun> {
+  const both = async (f: (cpus: 'any' | 'same') => Promise<number>): Promise<ByPlacement> => ({ any: await f('any'), oneCpu: await f('same') });
+  return {
+    socket4kUs: await both((cpus) => socketRoundTripUs(c, 4096, cpus)),
+    socketMaxUs: await both((cpus) => socketRoundTripUs(c, MAX_READ, cpus)),
+    stepIpcUs: await both((cpus) => eventIpcUs(c, 'singlestep', cpus)),
+    int3IpcUs: await both((cpus) => eventIpcUs(c, 'int3', cpus)),
+  };
+}
+
+/** A fresh Node process running this file with `args`, optionally under `taskset`; its last stdout line as JSON. */
+async function nodeChild<T>(args: string[], pinned: boolean): Promise<T> {
+  const node = [process.execPath, SELF, ...args];
+  const [cmd, ...rest] = pinned ? ['taskset', '-c', String(PINNED_CPU), ...node] : node;
+  const r = await timedRun(cmd!, rest, { marker: '{', timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`introspection child ${rest.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return lastJsonLine<T>(r.stdout);
+}
+
+const nodevisorRun = (): Promise<IntrospectionRun> => nodeChild<IntrospectionRun>(['--child'], false);
+
+/** The tool in its own process again, the VMM started under taskset and the tool inheriting its one CPU. */
+async function pinnedRun(): Promise<RemoteNumbers> {
+  const r = await nodeChild<RemoteNumbers>(['--remote'], true);
+  const expected = `VMM ${PINNED_CPU}, tool ${PINNED_CPU}`;
+  if (r.cpus !== expected) throw new Error(`the pinned run was not pinned: ${r.cpus}, expected ${expected}`);
+  return r;
+}
+
+/** Runs the references, the floors and nodevisor REPS times, interleaved; returns every number. */
 export async function measureIntrospection(tmp: string): Promise<IntrospectionResults> {
   const built = buildGuests();
   if (!built.ok) throw new Error(`cannot build the test guests: ${built.reason}`);
-  const prog = buildSingleStep(tmp);
-  const runs: IntrospectionRun[] = [];
-  const bareStepUs: number[] = [];
-  const bareInt3Us: number[] = [];
-  let int3Exit = '';
-  const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+  const c = buildCPrograms(tmp);
+  const r: IntrospectionResults = {
+    runs: [], pinned: [], floors: [], bareStepUs: [], bareInt3Us: [], int3Exit: '',
+    load: loadavg().map((x) => x.toFixed(2)).join(' '),
+  };
   for (let rep = 0; rep < REPS; rep++) {
     log(`introspection: run ${rep + 1}/${REPS}`);
-    const s = await bare(prog, 'singlestep');
-    bareStepUs.push(s.run_ns! / 1e3 / s.exits!);
-    const b = await bare(prog, 'int3');
-    bareInt3Us.push(b.run_ns! / 1e3 / b.exits!);
-    int3Exit = b.internal_errors! > 0 ? 'KVM_EXIT_INTERNAL_ERROR (emulation failure)' : 'KVM_EXIT_DEBUG';
-    runs.push(await nodevisorRun());
+    r.bareStepUs.push((await bareUs(c, 'singlestep')).us);
+    const int3 = await bareUs(c, 'int3');
+    r.bareInt3Us.push(int3.us);
+    r.int3Exit = int3.internalErrors > 0 ? 'KVM_EXIT_INTERNAL_ERROR (emulation failure)' : 'KVM_EXIT_DEBUG';
+    r.floors.push(await measureFloors(c));
+    r.runs.push(await nodevisorRun());
+    r.pinned.push(await pinnedRun());
   }
-  return { runs, bareStepUs, bareInt3Us, int3Exit, load };
+  return r;
 }
 
-export function printIntrospection(r: IntrospectionResults): void {
+const each = (xs: number[], digits: number): string => xs.map((x) => fmt(x, digits)).join(' ');
+
+/** READ_PHYSICAL throughput in the three placements, with the floors in the columns they bound. */
+function printReads(r: IntrospectionResults): void {
   const med = (f: (x: IntrospectionRun) => number): number => median(r.runs.map(f));
-  const each = (xs: number[], digits: number): string => xs.map((x) => fmt(x, digits)).join(' ');
   const row = (name: string, k: keyof ToolNumbers): string[] => [
-    name, fmt(med((x) => x[k]), 0), fmt(med((x) => x.remote[k]), 0),
-    `${each(r.runs.map((x) => x[k]), 0)} / ${each(r.runs.map((x) => x.remote[k]), 0)}`,
+    name, fmt(med((x) => x[k]), 0), fmt(med((x) => x.remote[k]), 0), fmt(median(r.pinned.map((x) => x[k])), 0),
+    `${each(r.runs.map((x) => x[k]), 0)} / ${each(r.runs.map((x) => x.remote[k]), 0)} / ${each(r.pinned.map((x) => x[k]), 0)}`,
   ];
-  const floor = (name: string, f: (x: IntrospectionRun) => number): string[] => [name, fmt(med(f), 0), '', each(r.runs.map(f), 0)];
+  const echo = (name: string, f: (x: IntrospectionRun) => number): string[] => [name, fmt(med(f), 0), '', '', each(r.runs.map(f), 0)];
+  // MB/s = bytes per us.
+  const cSocket = (size: number, f: (x: FloorRun) => ByPlacement): string[] => {
+    const any = r.floors.map((x) => size / f(x).any);
+    const one = r.floors.map((x) => size / f(x).oneCpu);
+    return [`  floor: C socket round trip, two processes (any CPU / one CPU), ${size} B`, '', fmt(median(any), 0), fmt(median(one), 0),
+      `${each(any, 0)} / ${each(one, 0)}`];
+  };
   table(
     `Introspection: READ_PHYSICAL through the KVMI client, MB/s (10^6 B/s; ${READS} reads each; median of ${REPS} runs) [target >= 500]`,
-    ['', 'tool in the VMM process', 'tool in its own process', 'each run (same / own)'],
+    ['', 'tool in the VMM process', 'tool in its own process', 'own process, pinned to one CPU', 'each run (same / own / pinned)'],
     [
       row('4096 B, one in flight', 'read4kSeq'),
       row(`4096 B, ${PIPELINE} in flight`, 'read4kPipe'),
       row(`${MAX_READ} B (largest reply), one in flight`, 'readMaxSeq'),
       row(`${MAX_READ} B, ${PIPELINE} in flight`, 'readMaxPipe'),
       row('4096 B, one in flight, vCPU spinning meanwhile', 'read4kRunning'),
-      floor('  floor: bare Node unix-socket echo, 4096 B, one in flight', (x) => x.echo4k),
-      floor(`  floor: bare Node unix-socket echo, ${MAX_READ} B, one in flight`, (x) => x.echoMax),
+      echo('  floor: bare Node unix-socket echo, 4096 B, one in flight', (x) => x.echo4k),
+      echo(`  floor: bare Node unix-socket echo, ${MAX_READ} B, one in flight`, (x) => x.echoMax),
+      cSocket(4096, (x) => x.socket4kUs),
+      cSocket(MAX_READ, (x) => x.socketMaxUs),
     ],
   );
   console.log('   vCPU 0 held by a PAUSE_VCPU event unless noted; the echo is a Node server and client in one process,');
-  console.log('   16-byte request, 16 + N byte reply: the round trip every READ_PHYSICAL makes, with nothing else.');
+  console.log('   16-byte request, 16 + N byte reply: the round trip every READ_PHYSICAL makes, with nothing else. The C socket');
+  console.log('   round trip (socket-pingpong.c) is the same exchange between two processes, 16-byte request, N-byte reply: the');
+  console.log(`   floor of the column it stands in. Pinned: VMM and tool under taskset -c ${PINNED_CPU} (${r.pinned[0]?.cpus ?? 'n/a'}).`);
+}
+
+/** The same reads as us per round trip, next to the C socket round trip that bounds them. */
+function printReadRoundTrips(r: IntrospectionResults): void {
+  const row = (size: number, k: keyof ToolNumbers, f: (x: FloorRun) => ByPlacement): string[] => {
+    const any = r.floors.map((x) => f(x).any);
+    const one = r.floors.map((x) => f(x).oneCpu);
+    const usOf = (xs: ToolNumbers[]): string => fmt(median(xs.map((x) => size / x[k])), 1);
+    return [`${size} B, one in flight`, fmt(median(any), 1), fmt(median(one), 1),
+      usOf(r.runs), usOf(r.runs.map((x) => x.remote)), usOf(r.pinned), `${each(any, 1)} / ${each(one, 1)}`];
+  };
+  table(
+    `   floor: C socket round trip, two processes (any CPU / one CPU), us per round trip, next to READ_PHYSICAL's (median of ${REPS})`,
+    ['', 'C, any CPU', 'C, one CPU', 'READ_PHYSICAL, VMM process', 'own process', 'own, pinned', 'each run: C any / C one'],
+    [row(4096, 'read4kSeq', (x) => x.socket4kUs), row(MAX_READ, 'readMaxSeq', (x) => x.socketMaxUs)],
+  );
+  console.log(`   ${C_ROUND_TRIPS} round trips per run after 1000 warm-up; READ_PHYSICAL us = size / MB/s of the table above.`);
+}
+
+/** Event round trips, one row per configuration: from the bare exit through the C floors to the tool. */
+function printEvents(r: IntrospectionResults): void {
   const bareStep = median(r.bareStepUs);
   const bareInt3 = median(r.bareInt3Us);
-  const step = med((x) => x.singleStepUs);
-  const brk = med((x) => x.breakpointUs);
-  const rStep = med((x) => x.remote.singleStepUs);
-  const rBrk = med((x) => x.remote.breakpointUs);
-  const vStep = med((x) => x.vmmSingleStepUs);
-  const vBrk = med((x) => x.vmmBreakpointUs);
   const plus = (x: number): string => `+${fmt(x, 1)}`;
+  const row = (name: string, step: number[], int3: number[], digits = 0): string[] => [
+    name, fmt(median(step), 1), fmt(median(int3), 1), plus(median(step) - bareStep), plus(median(int3) - bareInt3),
+    `${each(step, digits)} / ${each(int3, digits)}`,
+  ];
+  const floor = (placement: keyof ByPlacement): [number[], number[]] =>
+    [r.floors.map((x) => x.stepIpcUs[placement]), r.floors.map((x) => x.int3IpcUs[placement])];
   table(
     `   event round trip: guest exit -> event at the tool -> reply -> guest runs, us (median of ${REPS}) [target: tool <= bare + 30 us]`,
-    ['', 'bare C KVM_RUN', 'VMM only', 'tool, same process', 'tool, own process', 'tool - bare', 'each run: bare / VMM / same / own'],
+    ['', 'single step (KVM_EXIT_DEBUG), CONTINUE', 'INT3 breakpoint, RETRY', 'step - bare', 'INT3 - bare', 'each run: step / INT3'],
     [
-      ['single step (KVM_EXIT_DEBUG), CONTINUE', fmt(bareStep, 1), fmt(vStep, 1), fmt(step, 1), fmt(rStep, 1),
-        `${plus(step - bareStep)} / ${plus(rStep - bareStep)}`,
-        `${each(r.bareStepUs, 1)} / ${each(r.runs.map((x) => x.vmmSingleStepUs), 0)} / ${each(r.runs.map((x) => x.singleStepUs), 0)}`
-          + ` / ${each(r.runs.map((x) => x.remote.singleStepUs), 0)}`],
-      ['INT3 breakpoint, RETRY', fmt(bareInt3, 1), fmt(vBrk, 1), fmt(brk, 1), fmt(rBrk, 1),
-        `${plus(brk - bareInt3)} / ${plus(rBrk - bareInt3)}`,
-        `${each(r.bareInt3Us, 1)} / ${each(r.runs.map((x) => x.vmmBreakpointUs), 0)} / ${each(r.runs.map((x) => x.breakpointUs), 0)}`
-          + ` / ${each(r.runs.map((x) => x.remote.breakpointUs), 0)}`],
+      row('bare C KVM_RUN', r.bareStepUs, r.bareInt3Us, 1),
+      row('  floor: C KVM_RUN + tool process, any CPU', ...floor('any'), 1),
+      row('  floor: C KVM_RUN + tool process, one CPU', ...floor('oneCpu'), 1),
+      row('VMM only', r.runs.map((x) => x.vmmSingleStepUs), r.runs.map((x) => x.vmmBreakpointUs)),
+      row('tool, same process', r.runs.map((x) => x.singleStepUs), r.runs.map((x) => x.breakpointUs)),
+      row('tool, own process', r.runs.map((x) => x.remote.singleStepUs), r.runs.map((x) => x.remote.breakpointUs)),
+      row('tool, own process, pinned to one CPU', r.pinned.map((x) => x.singleStepUs), r.pinned.map((x) => x.breakpointUs)),
     ],
   );
   console.log(`   guest \`jmp $\` (spin, 256 MiB, 1 vCPU); ${STEPS} events per run after ${WARMUP} warm-up. VMM only: MachineTarget's`);
   console.log('   event sink answers at once on the main thread (no session, no socket). tool: nodevisor/introspection over a unix');
-  console.log(`   socket, in the VMM's process or in a child process of its own. INT3 at CPL0 reaches the VMM here as ${r.int3Exit}. Load average at start: ${r.load}.`);
+  console.log(`   socket, in the VMM's process, in a child process of its own, or that pinned with the VMM to CPU ${PINNED_CPU}. floor:`);
+  console.log(`   kvm-event-ipc.c, the bare loop writing each exit to a forked tool process (${eventBytes('SINGLESTEP')} / ${eventBytes('BREAKPOINT')}-byte event,`);
+  console.log(`   ${EVENT_REPLY_BYTES}-byte reply: KVMI's sizes; no vCPU state read) and waiting for its reply: what any VMM with the tool in`);
+  console.log(`   another process pays at least here. INT3 at CPL0 reaches the VMM here as ${r.int3Exit}. Load average at start: ${r.load}.`);
+}
+
+export function printIntrospection(r: IntrospectionResults): void {
+  printReads(r);
+  printReadRoundTrips(r);
+  printEvents(r);
 }
 
 /** The bench section: measures and prints. What bench/run.ts calls, with its temporary directory. */
@@ -437,6 +567,10 @@ if (process.argv[1] === SELF) {
     // One machine at a time: the tool in this process, then in a process of its own.
     const local = await measure();
     console.log(JSON.stringify({ ...local, remote: await measureRemote() } satisfies IntrospectionRun));
+    process.exit(0);
+  } else if (process.argv[2] === '--remote') {
+    // The tool in a process of its own only: the pinned configuration, started under taskset.
+    console.log(JSON.stringify(await measureRemote() satisfies RemoteNumbers));
     process.exit(0);
   } else if (process.argv[2] === '--tool' && process.argv[3] !== undefined) {
     await toolProcess(process.argv[3]);

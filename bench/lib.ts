@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GUESTS_DIR } from '../src/testing/guests.js';
 
@@ -154,11 +154,23 @@ export function buildIoloop(dir: string, count: number): string {
   return elf;
 }
 
+/** Compiles bench/c/NAME.c (which may include bench/c/*.h) into dir; returns the program's path. */
+export function buildCProgram(dir: string, name: string): string {
+  const out = join(dir, name);
+  runTool('gcc', ['-O2', '-Wall', '-o', out, join(BENCH_SRC, 'c', `${name}.c`)]);
+  return out;
+}
+
 /** Compiles bench/c/kvm-ioloop.c into dir; returns the program's path. */
 export function buildCReference(dir: string): string {
-  const out = join(dir, 'kvm-ioloop');
-  runTool('gcc', ['-O2', '-Wall', '-o', out, join(BENCH_SRC, 'c', 'kvm-ioloop.c')]);
-  return out;
+  return buildCProgram(dir, 'kvm-ioloop');
+}
+
+/** Runs a program built by buildCProgram to its end; the numbers of its RESULT line. */
+export async function runCProgram(prog: string, args: readonly string[], timeoutMs = 120_000): Promise<Record<string, number>> {
+  const r = await timedRun(prog, args, { marker: 'RESULT', timeoutMs });
+  if (r.code !== 0) throw new Error(`${basename(prog)} ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+  return parseResultLine(r.stdout);
 }
 
 /** The numbers of the C reference's `RESULT k=v ...` line. */

@@ -10,35 +10,13 @@
  * "ioloop: start\n" was printed to the first byte of the next line ("ioloop: done").
  * Built and run by bench/run.ts; not part of nodevisor.
  */
-#define _GNU_SOURCE
+#include "kvm-common.h"
+
 #include <elf.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/kvm.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #define START_INFO 0x6000u
-#define BOOT_GDT 0x500u
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
-
-static void die(const char *what) {
-  perror(what);
-  exit(2);
-}
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Loads PT_LOADs into RAM; returns the PVH entry from the Xen note (or e_entry). */
 static uint32_t load_pvh_elf(const char *path, uint8_t *ram, size_t ram_size) {
@@ -81,18 +59,6 @@ static uint32_t load_pvh_elf(const char *path, uint8_t *ram, size_t ram_size) {
   return entry;
 }
 
-static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type) {
-  memset(s, 0, sizeof *s);
-  s->base = 0;
-  s->limit = 0xffffffff;
-  s->selector = sel;
-  s->type = type;
-  s->present = 1;
-  s->db = 1;
-  s->s = 1;
-  s->g = 1;
-}
-
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s GUEST.elf [MEM_MIB]\n", argv[0]);
@@ -101,69 +67,13 @@ int main(int argc, char **argv) {
   size_t ram_size = (size_t)(argc > 2 ? atoi(argv[2]) : 64) << 20;
   int64_t t_setup = now_ns();
 
-  int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (kvm < 0) die("/dev/kvm");
-  int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-  if (vm < 0) die("KVM_CREATE_VM");
-  if (ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0) die("KVM_SET_TSS_ADDR");
-  uint64_t idmap = 0xfeffc000;
-  if (ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) die("KVM_SET_IDENTITY_MAP_ADDR");
-  if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
-
-  uint8_t *ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (ram == MAP_FAILED) die("mmap ram");
-  struct kvm_userspace_memory_region region = {
-    .slot = 0, .guest_phys_addr = 0, .memory_size = ram_size, .userspace_addr = (uint64_t)(uintptr_t)ram,
-  };
-  if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) die("KVM_SET_USER_MEMORY_REGION");
-
-  uint32_t entry = load_pvh_elf(argv[1], ram, ram_size);
-  *(uint32_t *)(ram + START_INFO) = 0x336ec578; /* hvm_start_info.magic; the rest stays zero */
-  /* Boot GDT as nodevisor's: null, TSS (0x08), 32-bit code (0x10), data (0x18). */
-  uint64_t *gdt = (uint64_t *)(ram + BOOT_GDT);
-  gdt[0] = 0;
-  gdt[1] = 0x00008b0000000067ULL;
-  gdt[2] = 0x00cf9b000000ffffULL;
-  gdt[3] = 0x00cf93000000ffffULL;
-
-  int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-  if (vcpu < 0) die("KVM_CREATE_VCPU");
-  int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (run_size < 0) die("KVM_GET_VCPU_MMAP_SIZE");
-  struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-  if (run == MAP_FAILED) die("mmap kvm_run");
-
-  int nent = 256;
-  struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + (size_t)nent * sizeof(struct kvm_cpuid_entry2));
-  cpuid->nent = (uint32_t)nent;
-  if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) die("KVM_GET_SUPPORTED_CPUID");
-  if (ioctl(vcpu, KVM_SET_CPUID2, cpuid) < 0) die("KVM_SET_CPUID2");
-
-  struct kvm_sregs sregs;
-  if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0) die("KVM_GET_SREGS");
-  flat_segment(&sregs.cs, 0x10, 0xb);
-  flat_segment(&sregs.ds, 0x18, 0x3);
-  sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-  memset(&sregs.tr, 0, sizeof sregs.tr);
-  sregs.tr.selector = 0x08;
-  sregs.tr.limit = 0x67;
-  sregs.tr.type = 0xb;
-  sregs.tr.present = 1;
-  sregs.gdt.base = BOOT_GDT;
-  sregs.gdt.limit = 4 * 8 - 1;
-  sregs.idt.base = BOOT_GDT + 0x20;
-  sregs.idt.limit = 0;
-  sregs.cr0 = 0x11; /* PE | ET */
-  sregs.cr3 = 0;
-  sregs.cr4 = 0;
-  sregs.efer = 0;
-  if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0) die("KVM_SET_SREGS");
-  struct kvm_regs regs;
-  memset(&regs, 0, sizeof regs);
-  regs.rip = entry;
-  regs.rbx = START_INFO;
-  regs.rflags = 2;
-  if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0) die("KVM_SET_REGS");
+  struct vm v;
+  vm_create(&v, ram_size);
+  uint32_t entry = load_pvh_elf(argv[1], v.ram, ram_size);
+  *(uint32_t *)(v.ram + START_INFO) = 0x336ec578; /* hvm_start_info.magic; the rest stays zero */
+  vcpu_flat32(&v, entry, START_INFO);
+  int vcpu = v.vcpu;
+  struct kvm_run *run = v.run;
 
   char line[256];
   size_t line_len = 0;
