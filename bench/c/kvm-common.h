@@ -218,15 +218,32 @@ static inline void vcpu_flat32(struct vm *v, uint32_t rip, uint32_t rbx) {
 }
 
 /*
- * One KVM_RUN of the debug loops (kvm-singlestep.c, kvm-event-ipc.c): returns 0 after an EINTR
- * (run again, uncounted), 1 after the expected stop, counted in *debug_exits or, for an INT3 a
- * PVM host cannot intercept (emulation failure, RIP on it), in *internal_errors; exits 3 on
- * anything else.
+ * The debug loops' VM: one vCPU at `code` on `jmp $` (single-stepped: each KVM_RUN one
+ * KVM_EXIT_DEBUG) or on `int3` (KVM_GUESTDBG_USE_SW_BP: each KVM_RUN stops on it).
  */
-static inline int run_debug_exit(const struct vm *v, int int3, long *debug_exits, long *internal_errors) {
-  if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
-    if (errno == EINTR) return 0;
-    die("KVM_RUN");
+static inline void debug_vm_create(struct vm *v, size_t ram_size, uint32_t code, int int3) {
+  vm_create(v, ram_size);
+  if (int3) {
+    v->ram[code] = 0xcc; /* int3 */
+  } else {
+    v->ram[code] = 0xeb; /* jmp $ */
+    v->ram[code + 1] = 0xfe;
+  }
+  vcpu_flat32(v, code, 0);
+  struct kvm_guest_debug dbg;
+  memset(&dbg, 0, sizeof dbg);
+  dbg.control = KVM_GUESTDBG_ENABLE | (int3 ? KVM_GUESTDBG_USE_SW_BP : KVM_GUESTDBG_SINGLESTEP);
+  if (ioctl(v->vcpu, KVM_SET_GUEST_DEBUG, &dbg) < 0) die("KVM_SET_GUEST_DEBUG");
+}
+
+/*
+ * One stop of the debug loops (kvm-singlestep.c, kvm-event-ipc.c), KVM_RUN again after an
+ * EINTR: counted in *debug_exits or, for an INT3 a PVM host cannot intercept (emulation
+ * failure, RIP on it), in *internal_errors; exits 3 on anything else.
+ */
+static inline void run_debug_exit(const struct vm *v, int int3, long *debug_exits, long *internal_errors) {
+  while (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
+    if (errno != EINTR) die("KVM_RUN");
   }
   const struct kvm_run *run = v->run;
   if (run->exit_reason == KVM_EXIT_DEBUG) {
@@ -241,7 +258,6 @@ static inline int run_debug_exit(const struct vm *v, int int3, long *debug_exits
     fprintf(stderr, "unexpected exit reason %u\n", run->exit_reason);
     exit(3);
   }
-  return 1;
 }
 
 #endif

@@ -32,28 +32,13 @@ int main(int argc, char **argv) {
   int64_t t_setup = now_ns();
 
   struct vm v;
-  vm_create(&v, RAM_SIZE);
-  if (int3) {
-    v.ram[CODE] = 0xcc; /* int3 */
-  } else {
-    v.ram[CODE] = 0xeb; /* jmp $ */
-    v.ram[CODE + 1] = 0xfe;
-  }
-  vcpu_flat32(&v, CODE, 0);
-
-  struct kvm_guest_debug dbg;
-  memset(&dbg, 0, sizeof dbg);
-  dbg.control = KVM_GUESTDBG_ENABLE | (int3 ? KVM_GUESTDBG_USE_SW_BP : KVM_GUESTDBG_SINGLESTEP);
-  if (ioctl(v.vcpu, KVM_SET_GUEST_DEBUG, &dbg) < 0) die("KVM_SET_GUEST_DEBUG");
+  debug_vm_create(&v, RAM_SIZE, CODE, int3);
 
   long debug_exits = 0, internal_errors = 0;
   int64_t t_run0 = 0;
   for (long i = 0; i < WARMUP + count; i++) {
     if (i == WARMUP) t_run0 = now_ns();
-    if (!run_debug_exit(&v, int3, &debug_exits, &internal_errors)) {
-      i--;
-      continue;
-    }
+    run_debug_exit(&v, int3, &debug_exits, &internal_errors);
   }
   int64_t t_end = now_ns();
   printf("RESULT exits=%ld debug_exits=%ld internal_errors=%ld setup_ns=%lld run_ns=%lld\n", count, debug_exits,
