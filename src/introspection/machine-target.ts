@@ -340,10 +340,18 @@ function sameMsrs(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((m, i) => m === b[i]);
 }
 
-/** A vCPU thread's event state in the target's terms; undefined unless it has every MSR asked for. */
+/**
+ * A vCPU thread's event state in the target's terms; undefined (the session then reads the
+ * registers itself) unless it holds every MSR asked for.
+ */
 function eventState(block: IntrospectionState | null, msrs: readonly number[]): VcpuRegisters | undefined {
   if (block === null) return undefined;
-  const state = decodeStateBlock(block);
+  let state: ReturnType<typeof decodeStateBlock>;
+  try {
+    state = decodeStateBlock(block);
+  } catch {
+    return undefined;
+  }
   if (state.msrs.length !== msrs.length || !state.msrs.every((m, i) => m.index === msrs[i])) return undefined;
   return { regs: state.regs, sregs: state.sregs, msrs: state.msrs.map((m) => ({ index: m.index, value: m.data })) };
 }
