@@ -726,7 +726,7 @@ export class KvmiSession {
         const q = L.WRITE_PHYSICAL.decodeRequest(p);
         if (q.data.length === 0) return fail('EINVAL', 'nothing to write');
         if (q.gpa + BigInt(q.data.length) > 1n << 64n) return fail('EINVAL', 'the range wraps');
-        return t.writePhysical(q.gpa, Uint8Array.from(q.data)) ? null : fail('ENOENT', `no RAM at ${q.gpa.toString(16)}`);
+        return t.writePhysical(q.gpa, new Uint8Array(q.data)) ? null : fail('ENOENT', `no RAM at ${q.gpa.toString(16)}`);
       },
 
       INJECT_EXCEPTION: async (p) => {

@@ -43,7 +43,7 @@ export class GuestMemory {
   }
 
   read(gpa: number, length: number): Uint8Array {
-    return Uint8Array.from(this.slice(gpa, length));
+    return new Uint8Array(this.slice(gpa, length)); // a copy in one memcpy (Uint8Array.from iterates)
   }
 
   write(gpa: number, data: Uint8Array): void {

@@ -275,7 +275,7 @@ const GET_CPUID: Layout<{ vcpu: number; function: number; index: number }, Cpuid
 /** Reply data that is just bytes (GET_XSAVE's region, READ_PHYSICAL's data). */
 const rawReply: Pick<Layout<unknown, Uint8Array>, 'encodeReply' | 'decodeReply'> = {
   encodeReply: (x) => x,
-  decodeReply: (d) => Uint8Array.from(d),
+  decodeReply: (d) => new Uint8Array(d),
 };
 
 const GET_XSAVE: Layout<{ vcpu: number }, Uint8Array> = { ...vcpuOnly('GET_XSAVE'), ...rawReply };
@@ -294,7 +294,7 @@ const READ_PHYSICAL: Layout<ReadPhysical, Uint8Array> = {
   encodeReply: (x) => x,
   decodeReply: (d, q) => {
     if (BigInt(d.length) !== q.size) throw invalid(`READ_PHYSICAL reply of ${d.length} bytes, expected ${q.size}`);
-    return Uint8Array.from(d);
+    return new Uint8Array(d);
   },
 };
 
