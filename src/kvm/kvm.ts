@@ -87,7 +87,13 @@ export class Kvm implements Hypervisor {
   }
 
   createVm(): KvmVm {
-    return new KvmVm(ioctlInt(this.fd, K.KVM_CREATE_VM, 0));
+    // Creating a VM sleeps in the kernel and a signal (a profiler's SIGPROF) makes it return
+    // EINTR with nothing created; QEMU's kvm_init retries too.
+    for (;;) {
+      const fd = ioctlVal(this.fd, K.KVM_CREATE_VM, 0n);
+      if (fd >= 0) return new KvmVm(fd);
+      if (errno() !== EINTR) check(K.KVM_CREATE_VM, fd);
+    }
   }
 
   close(): void {
