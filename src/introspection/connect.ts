@@ -13,6 +13,9 @@ import { formatUuid, parseUuid, vmHandshake, type Hello } from './handshake.js';
 import { silentLog, type IntrospectionLog } from './log.js';
 import { KvmiSession } from './session.js';
 import type { IntrospectionTarget } from './target.js';
+import { close, dup } from '../kvm/libc.js';
+import { KvmiSocketThread } from './socket/socket-thread.js';
+import { connectUnix } from './socket/unix-connect.js';
 import { IntrospectionError } from './wire/errors.js';
 
 export interface IntrospectionInfo {
@@ -106,58 +109,49 @@ export class IntrospectionLink {
     this.#state = 'stopped';
   }
 
-  /** One connection: connect, handshake, serve until the session ends. */
+  /**
+   * One connection: connect, handshake (on Node's socket, over a duplicate of the
+   * descriptor), then hand the socket to the KVMI socket thread and serve until the session
+   * ends.
+   */
   async #attempt(): Promise<void> {
     this.#state = 'connecting';
-    const socket = await this.#connect();
+    const fd = connectUnix(this.#config.path);
+    let handedOver = false;
+    const socket = new net.Socket({ fd: dup(fd), readable: true, writable: true });
     this.#socket = socket;
-    let served = false;
     try {
       this.#state = 'handshake';
-      const rest = await vmHandshake(socket, this.#hello, { key: this.#config.key, timeoutMs: this.#config.handshakeTimeoutMs });
+      let rest = await vmHandshake(socket, this.#hello, { key: this.#config.key, timeoutMs: this.#config.handshakeTimeoutMs });
+      // The handshake left the socket paused: whatever it had read past the tool's answer.
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) rest = concat(rest, chunk);
+      socket.destroy(); // closes the duplicate only: no shutdown, the connection stays
       if (this.#stopping) return;
-      const session = new KvmiSession(this.#target, {
-        write: (b) => {
-          if (!socket.destroyed) socket.write(b);
-        },
-        // Flush what is queued (the last replies), then let go.
-        close: () => socket.end(() => socket.destroy()),
-      }, { dialect: this.#config.dialect, log: this.#log, unhookTimeoutMs: this.#config.unhookTimeoutMs });
+      // The thread reports through its port, so never before `session` below exists.
+      const thread = new KvmiSocketThread(fd, {
+        dialect: this.#config.dialect,
+        initial: rest,
+        ram: this.#target.ramMapping?.() ?? [],
+        onFrames: (frames) => session.receiveFrames(frames),
+        onViolation: (message) => session.framingError(message),
+        onPeerClosed: () => session.peerClosed(),
+      });
+      handedOver = true;
+      const session = new KvmiSession(this.#target, thread, {
+        dialect: this.#config.dialect, log: this.#log, unhookTimeoutMs: this.#config.unhookTimeoutMs,
+      });
       this.#session = session;
-      served = true;
       this.#state = 'connected';
       this.#log('info', `introspection ${this.#config.id}: connected to ${this.#config.path} as ${formatUuid(this.#hello.uuid)}`);
-      socket.on('data', (chunk: Buffer) => session.receive(chunk));
-      socket.on('close', () => session.peerClosed());
-      socket.on('error', (e) => this.#log('warning', `introspection ${this.#config.id}: ${e.message}`));
-      session.start(rest);
-      socket.resume();
+      session.start();
       await session.ended;
+      await thread.ended;
       this.#session = undefined;
     } finally {
       this.#socket = undefined;
-      // A session closes its socket itself, after flushing; a failed handshake leaves it to us.
-      if (!served) socket.destroy();
+      socket.destroy();
+      if (!handedOver) close(fd);
     }
-  }
-
-  #connect(): Promise<net.Socket> {
-    return new Promise((resolve, reject) => {
-      const socket = net.createConnection(this.#config.path);
-      this.#socket = socket;
-      const onError = (e: Error): void => {
-        socket.off('close', onClose);
-        reject(new IntrospectionError('ERR_KVMI_CLOSED', `cannot connect: ${e.message}`));
-      };
-      const onClose = (): void => reject(new IntrospectionError('ERR_KVMI_CLOSED', 'connection abandoned'));
-      socket.once('error', onError);
-      socket.once('close', onClose);
-      socket.once('connect', () => {
-        socket.off('error', onError);
-        socket.off('close', onClose);
-        resolve(socket);
-      });
-    });
   }
 
   #sleep(ms: number): Promise<void> {
@@ -170,4 +164,11 @@ export class IntrospectionLink {
       this.#wake = done;
     });
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }

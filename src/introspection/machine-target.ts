@@ -168,6 +168,10 @@ export class MachineTarget implements IntrospectionTarget {
     return r === undefined ? undefined : this.#machine.memory.read(r.gpa, r.length);
   }
 
+  ramMapping(): Array<{ gpa: number; size: number; hostAddress: bigint }> {
+    return this.#machine.memory.regions.map((r) => ({ gpa: r.gpa, size: r.size, hostAddress: r.hostAddress }));
+  }
+
   writePhysical(gpa: bigint, data: Uint8Array): boolean {
     const r = this.#ram(gpa, data.length);
     if (r === undefined) return false;

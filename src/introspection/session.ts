@@ -51,6 +51,12 @@ export interface SessionTransport {
   write(bytes: Uint8Array): void;
   /** Ends the connection; called once, when the session ends. */
   close(): void;
+  /**
+   * Called after each received frame is handled (its reply, if any, written), with whether
+   * replies are on: a transport that answers some commands itself (the socket thread's
+   * READ_PHYSICAL) does so only when no frame before is still being handled.
+   */
+  handled?(replies: boolean): void;
 }
 
 export interface SessionOptions {
@@ -171,6 +177,18 @@ export class KvmiSession {
     this.#draining ??= this.#drain();
   }
 
+  /** Frames already cut from the stream (by the socket thread), in order. */
+  receiveFrames(frames: readonly Frame[]): void {
+    if (this.#closing) return;
+    this.#inbox.push(...frames);
+    this.#draining ??= this.#drain();
+  }
+
+  /** The stream broke the framing rules before a frame could be cut (the socket thread's reader). */
+  framingError(message: string): void {
+    if (!this.#closing) this.#violation(message);
+  }
+
   /** The tool closed the connection (or it broke). */
   peerClosed(): void {
     this.#peerGone();
@@ -219,6 +237,7 @@ export class KvmiSession {
     try {
       for (let f = this.#inbox.shift(); f !== undefined && !this.#closing; f = this.#inbox.shift()) {
         await this.#handle(f);
+        this.#transport.handled?.(this.#replies);
       }
     } catch (e) {
       this.#log('error', `introspection: internal error: ${(e as Error).message}`);

@@ -146,6 +146,11 @@ export interface IntrospectionTarget {
    * undefined when any of it is not RAM. Synchronous, main thread.
    */
   readPhysical(gpa: bigint, size: number): Uint8Array | undefined;
+  /**
+   * Guest RAM as mapped in this process (host addresses), for the socket thread to answer
+   * READ_PHYSICAL from directly; absent or empty: every read goes through `readPhysical`.
+   */
+  ramMapping?(): ReadonlyArray<{ gpa: number; size: number; hostAddress: bigint }>;
   /** Writes guest RAM (write protection does not apply to the VMM); false when not RAM. */
   writePhysical(gpa: bigint, data: Uint8Array): boolean;
   /** The memory region holding `gpa`, or undefined when nothing is mapped there. */

@@ -29,6 +29,19 @@ export const pthreadSigmask = libc.func('int pthread_sigmask(int how, void *set,
 export const sigtimedwait = libc.func('int sigtimedwait(void *set, void *info, void *timeout)') as
   (set: Uint8Array, info: Uint8Array | null, timeout: Uint8Array) => number;
 
+/** Sockets and descriptors for the KVMI socket thread (src/introspection/socket/). */
+export const socket = libc.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number;
+export const connect = libc.func('int connect(int fd, void *addr, int len)') as (fd: number, addr: Uint8Array, len: number) => number;
+export const dup = libc.func('int dup(int fd)') as (fd: number) => number;
+export const read = libc.func('long read(int fd, void *buf, unsigned long count)') as (fd: number, buf: Uint8Array, count: number) => number;
+export const send = libc.func('long send(int fd, void *buf, unsigned long count, int flags)') as
+  (fd: number, buf: Uint8Array, count: number, flags: number) => number;
+export const write = libc.func('long write(int fd, void *buf, unsigned long count)') as (fd: number, buf: Uint8Array, count: number) => number;
+/** poll(struct pollfd *fds, nfds, timeout ms): struct pollfd is {int fd; short events; short revents}. */
+export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Uint8Array, nfds: number, timeout: number) => number;
+export const eventfd = libc.func('int eventfd(unsigned int initval, int flags)') as (initval: number, flags: number) => number;
+export const shutdown = libc.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number;
+
 export const O_RDWR = 2;
 export const O_CLOEXEC = 0o2000000;
 export const PROT_READ = 1;
@@ -40,6 +53,18 @@ export const MADV_DONTDUMP = 16;
 export const SIG_BLOCK = 0;
 export const SIG_UNBLOCK = 1;
 export const SIGSET_BYTES = 128;
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const MSG_NOSIGNAL = 0x4000;
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const SHUT_RDWR = 2;
 
 /** The opaque pointer koffi returns for a `void *`. */
 export type Pointer = object;

@@ -8,6 +8,7 @@ import type {
   CpuidLeaf, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, TargetEvent, TargetEventSink,
   VcpuRegisters,
 } from '../target.js';
+import { addressOf, MAP_ANONYMOUS, MAP_SHARED, mmap, PROT_READ, PROT_WRITE, viewAt } from '../../kvm/libc.js';
 import { KvmiError } from '../wire/errors.js';
 import { zeroSnapshot } from '../wire/vcpu-state.js';
 
@@ -43,7 +44,9 @@ export function longModeSregs(cr3: bigint, la57 = false): Sregs {
 
 export class FakeTarget implements IntrospectionTarget {
   readonly vcpus: FakeVcpu[];
-  readonly ram = new Uint8Array(FAKE_RAM_SIZE);
+  /** Mapped like a VM's RAM (never unmapped: 1 MiB per target), so the socket thread can read it too. */
+  readonly ram: Uint8Array;
+  readonly #ramAddress: bigint;
   tscHz = 2_500_000_000n;
   readonly breakpointIntercepts = new Set<number>();
   readonly singleStepping = new Set<number>();
@@ -63,6 +66,10 @@ export class FakeTarget implements IntrospectionTarget {
   pauseDelayMs = 0;
 
   constructor(vcpuCount = 2) {
+    const mapping = mmap(FAKE_RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
+    if (mapping === null) throw new Error('fake target: cannot map its RAM');
+    this.#ramAddress = addressOf(mapping);
+    this.ram = new Uint8Array(viewAt(this.#ramAddress, FAKE_RAM_SIZE));
     this.vcpus = Array.from({ length: vcpuCount }, (_, i) => ({
       regs: { ...zeroRegs(), rip: 0x1000n + BigInt(i), rax: BigInt(i) },
       sregs: longModeSregs(0x8000n),
@@ -91,9 +98,17 @@ export class FakeTarget implements IntrospectionTarget {
     return BigInt(FAKE_RAM_SIZE) >> 12n;
   }
 
+  /** `readPhysical` calls so far (the socket thread answers most reads without one). */
+  physicalReads = 0;
+
   readPhysical(gpa: bigint, size: number): Uint8Array | undefined {
+    this.physicalReads++;
     if (!this.#inRam(gpa, size)) return undefined;
     return this.ram.slice(Number(gpa), Number(gpa) + size);
+  }
+
+  ramMapping(): Array<{ gpa: number; size: number; hostAddress: bigint }> {
+    return [{ gpa: 0, size: FAKE_RAM_SIZE, hostAddress: this.#ramAddress }];
   }
 
   writePhysical(gpa: bigint, data: Uint8Array): boolean {

@@ -44,13 +44,21 @@ export function encodeMessage(id: number, seq: number, payload: Uint8Array = new
   return out;
 }
 
-/** A command reply: err 0 with data, or a negative error number alone. */
+/** A command reply: err 0 with data, or a negative error number alone. One copy of the data. */
 export function encodeReply(id: number, seq: number, err: number, data: Uint8Array = new Uint8Array(0)): Uint8Array {
   const body = err === 0 ? data : new Uint8Array(0);
-  const payload = new Uint8Array(KVMI_ERROR_CODE_SIZE + body.length);
-  view(payload).setInt32(0, err, true);
-  payload.set(body, KVMI_ERROR_CODE_SIZE);
-  return encodeMessage(id, seq, payload);
+  const size = KVMI_ERROR_CODE_SIZE + body.length;
+  if (size > KVMI_MAX_PAYLOAD) {
+    throw new IntrospectionError('ERR_KVMI_PROTOCOL', `message ${id}: ${size} bytes exceed ${KVMI_MAX_PAYLOAD}`);
+  }
+  const out = new Uint8Array(KVMI_HEADER_SIZE + size);
+  const v = view(out);
+  v.setUint16(0, id, true);
+  v.setUint16(2, size, true);
+  v.setUint32(4, seq >>> 0, true);
+  v.setInt32(KVMI_HEADER_SIZE, err, true);
+  out.set(body, KVMI_HEADER_SIZE + KVMI_ERROR_CODE_SIZE);
+  return out;
 }
 
 export interface DecodedReply {

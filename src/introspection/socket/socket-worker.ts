@@ -1,0 +1,206 @@
+/**
+ * The KVMI socket thread: owns the tool's socket, reads and writes it with plain syscalls
+ * around one poll(), and cuts the input into frames. A READ_PHYSICAL that nothing before it
+ * is still waiting on is answered here, straight from guest RAM; every other frame goes to
+ * the session on the main thread, in order, and the session's messages come back here to be
+ * written. Node's event loop is not on the path of a read: one wake-up of this thread per
+ * request, as in a C VMM.
+ *
+ * Order: a READ_PHYSICAL is answered here only when the session has handled every frame
+ * forwarded before it (so a WRITE_PHYSICAL before it has landed, and replies are known to be
+ * on). Bounds: reading stops while 256 frames wait for the session or 4 MiB wait for the tool.
+ */
+import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+
+import { EAGAIN, EINTR, errnoName } from '../../kvm/errno.js';
+import {
+  close, errno, MSG_NOSIGNAL, poll, POLLERR, POLLHUP, POLLIN, POLLOUT, read, send, viewAt,
+} from '../../kvm/libc.js';
+import { LAYOUTS } from '../wire/commands.js';
+import { FrameReader } from '../wire/frame-reader.js';
+import { encodeReply, KVMI_MAX_REPLY_DATA, type Frame } from '../wire/header.js';
+import { dialect } from '../wire/ids.js';
+import type { FromSocketThread, SocketWorkerData, ToSocketThread } from './messages.js';
+
+const MAX_FORWARDED = 256;
+const MAX_QUEUED_BYTES = 4 << 20;
+/** How long a closing thread keeps trying to deliver what is queued to a tool that does not read. */
+const CLOSE_FLUSH_MS = 1000;
+
+const data = workerData as SocketWorkerData;
+const port = data.port;
+const fd = data.fd;
+const readPhysicalId = dialect(data.dialect).commandId('READ_PHYSICAL');
+const ram = data.ram.map((r) => ({ gpa: r.gpa, size: r.size, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)) }));
+
+const reader = new FrameReader();
+const input = new Uint8Array(64 << 10);
+const wakeBuffer = new Uint8Array(8);
+/** struct pollfd[2]: the socket, then the wake-up eventfd. */
+const pollfds = new Uint8Array(16);
+const pollView = new DataView(pollfds.buffer);
+pollView.setInt32(0, fd, true);
+pollView.setInt32(8, data.wakeFd, true);
+pollView.setInt16(12, POLLIN, true);
+
+const queue: Uint8Array[] = [];
+let queuedBytes = 0;
+/** Bytes of queue[0] already sent. */
+let sentOfFirst = 0;
+/** Frames forwarded to the session and not yet handled. */
+let forwarded = 0;
+let replies = true;
+let peerGone = false;
+/** The input broke the framing: nothing more is read. */
+let broken = false;
+let closeBy = 0;
+
+function post(m: FromSocketThread): void {
+  port.postMessage(m);
+}
+
+function enqueue(bytes: Uint8Array): void {
+  if (peerGone) return;
+  queue.push(bytes);
+  queuedBytes += bytes.length;
+}
+
+function lost(reason: string): void {
+  if (peerGone) return;
+  peerGone = true;
+  queue.length = 0;
+  queuedBytes = 0;
+  sentOfFirst = 0;
+  pollView.setInt32(0, -1, true); // poll() skips a negative fd
+  post({ type: 'peer-closed', reason });
+}
+
+/** The reply to a READ_PHYSICAL of RAM, or null when the session must answer it (errors included). */
+function readPhysical(f: Frame): Uint8Array | null {
+  if (f.id !== readPhysicalId || ram.length === 0) return null;
+  let q;
+  try {
+    q = LAYOUTS.READ_PHYSICAL.decodeRequest(f.payload);
+  } catch {
+    return null;
+  }
+  if (q.size === 0n || q.size > BigInt(KVMI_MAX_REPLY_DATA) || q.gpa > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  const gpa = Number(q.gpa);
+  const size = Number(q.size);
+  const r = ram.find((x) => gpa >= x.gpa && gpa + size <= x.gpa + x.size);
+  return r === undefined ? null : encodeReply(f.id, f.seq, 0, r.bytes.subarray(gpa - r.gpa, gpa - r.gpa + size));
+}
+
+function dispatch(frames: Frame[]): void {
+  const forward: Frame[] = [];
+  for (const f of frames) {
+    const answer = forwarded === 0 && replies ? readPhysical(f) : null;
+    if (answer !== null) {
+      enqueue(answer);
+      continue;
+    }
+    forward.push(f);
+    forwarded++;
+  }
+  if (forward.length > 0) post({ type: 'frames', frames: forward });
+}
+
+function receive(bytes: Uint8Array): void {
+  let frames: Frame[];
+  try {
+    frames = reader.push(bytes);
+  } catch (e) {
+    broken = true;
+    post({ type: 'violation', message: (e as Error).message });
+    return;
+  }
+  dispatch(frames);
+}
+
+function readSocket(): void {
+  for (;;) {
+    const n = read(fd, input, input.length);
+    if (n > 0) {
+      receive(input.subarray(0, n));
+      if (n < input.length || broken) return;
+      continue;
+    }
+    if (n === 0) {
+      lost('the tool closed the connection');
+      return;
+    }
+    const e = errno();
+    if (e === EINTR) continue;
+    if (e !== EAGAIN) lost(`read: ${errnoName(e)}`);
+    return;
+  }
+}
+
+function flush(): void {
+  while (queue.length > 0 && !peerGone) {
+    const first = queue[0]!;
+    const rest = sentOfFirst === 0 ? first : first.subarray(sentOfFirst);
+    const n = send(fd, rest, rest.length, MSG_NOSIGNAL);
+    if (n < 0) {
+      const e = errno();
+      if (e === EINTR) continue;
+      if (e !== EAGAIN) lost(`send: ${errnoName(e)}`);
+      return;
+    }
+    sentOfFirst += n;
+    if (sentOfFirst === first.length) {
+      queue.shift();
+      queuedBytes -= first.length;
+      sentOfFirst = 0;
+    }
+  }
+}
+
+function serveMainThread(): void {
+  read(data.wakeFd, wakeBuffer, 8);
+  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+    const msg = m.message as ToSocketThread;
+    switch (msg.type) {
+      case 'write':
+        enqueue(msg.bytes);
+        break;
+      case 'handled':
+        forwarded--;
+        replies = msg.replies;
+        break;
+      case 'close':
+        closeBy ||= Date.now() + CLOSE_FLUSH_MS;
+        break;
+    }
+  }
+}
+
+function run(): void {
+  if (data.initial.length > 0) receive(data.initial);
+  flush();
+  for (;;) {
+    if (closeBy !== 0 && (queue.length === 0 || peerGone || Date.now() >= closeBy)) return;
+    const reading = !peerGone && !broken && closeBy === 0 && forwarded < MAX_FORWARDED && queuedBytes < MAX_QUEUED_BYTES;
+    pollView.setInt16(4, (reading ? POLLIN : 0) | (queue.length > 0 ? POLLOUT : 0), true);
+    pollView.setInt16(6, 0, true);
+    pollView.setInt16(14, 0, true);
+    const n = poll(pollfds, 2, closeBy === 0 ? -1 : Math.max(0, closeBy - Date.now()));
+    if (n < 0) {
+      const e = errno();
+      if (e === EINTR) continue;
+      throw new Error(`poll: ${errnoName(e)}`);
+    }
+    if ((pollView.getInt16(14, true) & POLLIN) !== 0) serveMainThread();
+    const ready = pollView.getInt16(6, true);
+    if ((ready & POLLIN) !== 0 && reading) readSocket();
+    else if ((ready & (POLLHUP | POLLERR)) !== 0) lost('the connection broke');
+    flush();
+  }
+}
+
+try {
+  run();
+} finally {
+  close(fd);
+  port.close();
+}
