@@ -240,7 +240,10 @@ const hex8 = (n: bigint): string => n.toString(16).padStart(8, '0');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A machine running `name`, a tool connected to it over KVMI, and their teardown. */
-async function inspected(name: string, run: (m: Machine, vm: Awaited<ReturnType<Awaited<ReturnType<typeof listen>>['accept']>>, log: SerialLog) => Promise<void>): Promise<void> {
+async function inspected(
+  name: string,
+  run: (m: Machine, vm: Awaited<ReturnType<Awaited<ReturnType<typeof listen>>['accept']>>, log: SerialLog, target: MachineTarget) => Promise<void>,
+): Promise<void> {
   const m = await createMachine({ kernel: guest(name), memorySize: 64 << 20, cpus: 1 });
   const log = new SerialLog(m);
   const dir = mkdtempSync(join(tmpdir(), 'nodevisor-kvmi-'));
@@ -249,12 +252,13 @@ async function inspected(name: string, run: (m: Machine, vm: Awaited<ReturnType<
   let link: ReturnType<typeof connectIntrospection> | undefined;
   try {
     await m.start();
+    const target = new MachineTarget(m);
     link = connectIntrospection(
       { id: 'i', path, handshakeTimeoutMs: 5000, unhookTimeoutMs: 5000, dialect: 'v7' },
-      new MachineTarget(m), { startTime: Date.now() },
+      target, { startTime: Date.now() },
     );
     const vm = await listener.accept();
-    await run(m, vm, log);
+    await run(m, vm, log, target);
     await link.close();
     link = undefined;
   } finally {
@@ -312,6 +316,39 @@ test('breakpoints: the tool\'s INT3 arrives with its address; CONTINUE gives the
     const n = Number((await log.waitFor(/breakpoint: call (\d+)\n/, restored))[1]);
     await log.waitFor(new RegExp(`breakpoint: call ${n + 3}\n`), restored);
     assert.equal(log.count(/#BP/, restored), 0);
+    await vm.controlEvents(0, 'BREAKPOINT', false);
+    assert.equal(m.status, 'running');
+  });
+});
+
+test('breakpoint events go from the vCPU thread to the tool and back without the main thread; a pause waits its turn', async () => {
+  await inspected('breakpoint', async (m, vm, log, target) => {
+    const at = BigInt(`0x${(await log.waitFor(/breakpoint: target ([0-9a-f]{8})\n/))[1]!}`);
+    await log.waitFor(/breakpoint: call 1\n/);
+    const events = vm.events();
+    await vm.controlEvents(0, 'BREAKPOINT', true);
+    await vm.writePhysical(at, Uint8Array.of(0xcc));
+    for (let i = 0; i < 3; i++) {
+      const ev = (await events.next()).value;
+      assert.ok(ev !== undefined && ev.event === 'BREAKPOINT' && ev.regs.rip === at, `event ${i}: ${ev?.event}`);
+      await ev.reply('continue');
+    }
+    assert.equal(target.eventsThroughMainThread, 0, 'every breakpoint was sent by the vCPU thread itself');
+
+    // A PAUSE_VCPU while the vCPU's own event is out: answered at once (the vCPU is stopped),
+    // its event follows the breakpoint's reply, and the vCPU stays held until that is answered.
+    const ev = (await events.next()).value;
+    assert.ok(ev !== undefined && ev.event === 'BREAKPOINT');
+    await vm.pauseVcpu(0);
+    const held = log.text.length;
+    await ev.reply('continue');
+    const pause = (await events.next()).value;
+    assert.ok(pause !== undefined && pause.event === 'PAUSE_VCPU', `got ${pause?.event}`);
+    await vm.writePhysical(at, Uint8Array.of(0x90));
+    await sleep(100);
+    assert.equal(log.count(/call \d+\n/, held), 0, 'held by the pause');
+    await pause.reply('continue');
+    await log.waitFor(/breakpoint: call \d+\n/, held);
     await vm.controlEvents(0, 'BREAKPOINT', false);
     assert.equal(m.status, 'running');
   });

@@ -132,6 +132,8 @@ export class IntrospectionLink {
         dialect: this.#config.dialect,
         initial: rest,
         ram: this.#target.ramMapping?.() ?? [],
+        ...(this.#target.eventSlots !== undefined ? { slots: this.#target.eventSlots } : {}),
+        onDirectAnswered: (vcpu) => session.directAnswered(vcpu),
         onFrames: (frames) => session.receiveFrames(frames),
         onViolation: (message) => session.framingError(message),
         onPeerClosed: () => session.peerClosed(),

@@ -22,6 +22,7 @@ import type {
   CpuidLeaf, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, TargetEvent, TargetEventSink, VcpuRegisters,
 } from './target.js';
 import { decodeStateBlock } from '../kvm/state-block.js';
+import { EventSlots } from './socket/event-slots.js';
 import { KvmiError } from './wire/errors.js';
 import { KVMI_PAGE_ACCESS_W } from './wire/ids.js';
 
@@ -67,6 +68,8 @@ export class MachineTarget implements IntrospectionTarget {
   readonly #msrs = new Set<number>();
   /** Write-protected pages (page-aligned gpas). */
   readonly #protected = new Set<bigint>();
+  /** Through which the vCPU threads send breakpoint and single-step events themselves. */
+  readonly eventSlots: EventSlots;
 
   constructor(machine: Machine, options: MachineTargetOptions = {}) {
     this.#machine = machine;
@@ -77,10 +80,22 @@ export class MachineTarget implements IntrospectionTarget {
       events: msrs ? MACHINE_TARGET_UNSUPPORTED_EVENTS : new Set<KvmiEventName>([...MACHINE_TARGET_UNSUPPORTED_EVENTS, 'MSR']),
     };
     machine.setIntrospectionHandler((vcpu, event, state) => this.#onEvent(vcpu, event, eventState(state, this.#stateMsrs)));
+    const vcpus = Array.from({ length: machine.cpuCount }, (_, i) => machine.introspectionVcpu(i));
+    this.eventSlots = EventSlots.create(vcpus.length, vcpus.map((v) => v.doorbell));
+    // Until a thread has them, its events go through the main thread.
+    for (const v of vcpus) void v.setEventSlots(this.eventSlots.buffer).catch(() => undefined);
   }
+
+  /** Events the vCPU threads raised through the main thread (not sent by the thread itself). */
+  get eventsThroughMainThread(): number {
+    return this.#throughMain;
+  }
+
+  #throughMain = 0;
 
   /** A vCPU waits for the reply to this: hand it to the session, or answer CONTINUE without one. */
   #onEvent(vcpu: number, event: IntrospectionExit, state: VcpuRegisters | undefined): void {
+    this.#throughMain++;
     let answered = false;
     const answer = (action: KvmiAction, newValue?: bigint): void => {
       if (answered) return;

@@ -29,6 +29,8 @@ import {
 } from './capabilities.js';
 import { translateGva } from './gva.js';
 import { silentLog, type IntrospectionLog } from './log.js';
+import type { EventSlots } from './socket/event-slots.js';
+import { WANT_BREAKPOINT, WANT_SINGLESTEP } from './socket/event-slots.js';
 import type { IntrospectionTarget, TargetEvent, VcpuRegisters } from './target.js';
 import { LAYOUTS, type LaidOutCommand } from './wire/commands.js';
 import { errorNumber, KvmiError, type KvmiErrorName } from './wire/errors.js';
@@ -41,9 +43,7 @@ import {
   dialect, KVMI_PAGE_ACCESS_R, KVMI_PAGE_ACCESS_W, KVMI_PAGE_ACCESS_X, KVMI_VERSION,
   type Dialect, type DialectName, type KvmiAction, type KvmiCommand, type KvmiEventName,
 } from './wire/ids.js';
-import {
-  cpuMode, EVENT_MSR_NAMES, EVENT_MSRS, zeroEventMsrs, zeroSnapshot, type VcpuSnapshot,
-} from './wire/vcpu-state.js';
+import { cpuMode, EVENT_MSR_NAMES, EVENT_MSRS, eventSnapshot, zeroSnapshot } from './wire/vcpu-state.js';
 
 /** Where the session's messages go. */
 export interface SessionTransport {
@@ -116,6 +116,8 @@ type Handler = (payload: Uint8Array) => Promise<Uint8Array | null> | Uint8Array 
 export class KvmiSession {
   readonly #target: IntrospectionTarget;
   readonly #transport: SessionTransport;
+  /** The target's vCPUs may send some events themselves through these (socket/event-slots.ts). */
+  readonly #slots: EventSlots | undefined;
   readonly #dialect: Dialect;
   readonly #log: IntrospectionLog;
   readonly #unhookTimeoutMs: number;
@@ -143,6 +145,7 @@ export class KvmiSession {
   constructor(target: IntrospectionTarget, transport: SessionTransport, options: SessionOptions = {}) {
     this.#target = target;
     this.#transport = transport;
+    this.#slots = target.eventSlots;
     this.#dialect = dialect(options.dialect ?? 'v7');
     this.#log = options.log ?? silentLog;
     this.#unhookTimeoutMs = options.unhookTimeoutMs ?? DEFAULT_UNHOOK_TIMEOUT_MS;
@@ -161,6 +164,13 @@ export class KvmiSession {
 
   /** Starts serving: events flow from now on, and `initial` holds bytes already received. */
   start(initial: Uint8Array = NO_DATA): void {
+    if (this.#slots !== undefined) {
+      this.#slots.setDialect(this.#dialect.name);
+      for (let i = 0; i < this.#slots.vcpuCount; i++) {
+        this.#slots.setWanted(i, 0);
+        this.#slots.setQueued(i, 0);
+      }
+    }
     this.#target.setEventSink((e) => this.#onTargetEvent(e), EVENT_MSR_INDICES);
     if (initial.length > 0) this.receive(initial);
   }
@@ -187,6 +197,14 @@ export class KvmiSession {
   /** The stream broke the framing rules before a frame could be cut (the socket thread's reader). */
   framingError(message: string): void {
     if (!this.#closing) this.#violation(message);
+  }
+
+  /**
+   * The socket thread answered a vCPU's own event while the session had events queued for
+   * that vCPU: they can go out now.
+   */
+  directAnswered(vcpu: number): void {
+    this.#pump(vcpu);
   }
 
   /** The tool closed the connection (or it broke). */
@@ -313,7 +331,7 @@ export class KvmiSession {
     const v = this.#vcpus[r.vcpu];
     const sent = v?.pending;
     if (v === undefined || sent === undefined || sent.seq !== f.seq) {
-      this.#violation(`event reply (seq ${f.seq}, vCPU ${r.vcpu}) answers no outstanding event`);
+      if (!this.#directReply(f, r)) this.#violation(`event reply (seq ${f.seq}, vCPU ${r.vcpu}) answers no outstanding event`);
       return;
     }
     if (r.eventId !== this.#dialect.eventId(sent.event)) {
@@ -342,7 +360,40 @@ export class KvmiSession {
       return;
     }
     v.pending = undefined;
+    this.#slots?.releaseSession(r.vcpu);
     this.#pump(r.vcpu);
+  }
+
+  /**
+   * A reply to an event the vCPU sent itself, which the socket thread left to the session
+   * (frames before it were still being handled, events are queued, or the action is CRASH).
+   * The same checks as for the session's own events. False: no such event is outstanding.
+   */
+  #directReply(f: Frame, r: ReturnType<typeof decodeEventReply>): boolean {
+    const out = this.#slots?.direct(r.vcpu);
+    if (this.#slots === undefined || out === undefined || out.seq !== f.seq >>> 0) return false;
+    const event = this.#dialect.event(out.event);
+    if (event === undefined || r.eventId !== out.event) {
+      this.#violation(`event reply (seq ${f.seq}) names event ${r.eventId}, not ${event ?? out.event}`);
+      return true;
+    }
+    if (r.rest.length !== eventReplyDataSize(event)) {
+      this.#violation(`${event} reply with ${r.rest.length} bytes of data, expected ${eventReplyDataSize(event)}`);
+      return true;
+    }
+    let action = ACTION_NAMES[r.action];
+    if (action === undefined) {
+      this.#violation(`event reply (seq ${f.seq}) with unknown action ${r.action}`);
+      return true;
+    }
+    if (!(EVENT_ACTIONS[event]?.has(action) ?? false)) {
+      this.#log('warning', `introspection: action ${action} is not defined for ${event}; continuing`);
+      action = 'continue';
+    }
+    if (action === 'crash') this.#target.crash(r.vcpu);
+    this.#slots.answer(r.vcpu, f.seq, action);
+    this.#pump(r.vcpu);
+    return true;
   }
 
   #violation(what: string): void {
@@ -373,6 +424,7 @@ export class KvmiSession {
       return;
     }
     this.#vcpu(e.vcpu).queue.push(this.#outgoing(e));
+    this.#publishQueued(e.vcpu);
     this.#pump(e.vcpu);
   }
 
@@ -446,7 +498,10 @@ export class KvmiSession {
     let at = v.queue.findIndex((o) => !o.lowPriority);
     if (at < 0) at = v.queue.length > 0 ? 0 : -1;
     if (at < 0) return;
+    // The vCPU's own event is out: this one goes when that one is answered.
+    if (this.#slots !== undefined && !this.#slots.claimForSession(i)) return;
     const next = v.queue.splice(at, 1)[0]!;
+    this.#publishQueued(i);
     // The state came with the event (read by the vCPU's thread): send it now, no round trip.
     if (next.state !== undefined) {
       this.#send(i, v, next, next.state);
@@ -461,6 +516,7 @@ export class KvmiSession {
       (e: unknown) => {
         v.sending = false;
         this.#log('error', `introspection: vCPU ${i}: cannot read its state for ${next.event}: ${(e as Error).message}`);
+        this.#slots?.releaseSession(i);
         next.answer('continue', undefined);
         this.#pump(i);
       },
@@ -471,17 +527,19 @@ export class KvmiSession {
   /** Encodes and writes the vCPU's event; it is then outstanding until the tool replies. */
   #send(i: number, v: VcpuState, next: Outgoing, state: VcpuRegisters): void {
     if (this.#closing) {
+      this.#slots?.releaseSession(i);
       next.answer('continue', undefined);
       return;
     }
     let payload: Uint8Array;
     try {
       payload = encodeEvent(this.#dialect, {
-        vcpu: i, event: next.event, state: snapshot(state), data: next.data(state),
+        vcpu: i, event: next.event, state: eventSnapshot(state.regs, state.sregs, state.msrs), data: next.data(state),
       } as Parameters<typeof encodeEvent>[1]);
     } catch (e) {
       // Never leave the vCPU waiting for an event that cannot be sent.
       this.#log('error', `introspection: vCPU ${i}: cannot send ${next.event}: ${(e as Error).message}`);
+      this.#slots?.releaseSession(i);
       next.answer('continue', undefined);
       this.#pump(i);
       return;
@@ -489,6 +547,20 @@ export class KvmiSession {
     const seq = this.#eventSeq();
     v.pending = { ...next, seq };
     this.#transport.write(encodeMessage(this.#dialect.eventMessage, seq, payload));
+  }
+
+  /** Tells the socket thread whether replies for this vCPU's own events must come through here. */
+  #publishQueued(i: number): void {
+    if (this.#slots !== undefined && i < this.#slots.vcpuCount) this.#slots.setQueued(i, this.#vcpus[i]?.queue.length ?? 0);
+  }
+
+  /** Which events the vCPU may send itself: those the tool enabled (single steps while stepping). */
+  #publishWanted(i: number, stepping?: boolean): void {
+    const v = this.#vcpus[i];
+    if (this.#slots === undefined || v === undefined || i >= this.#slots.vcpuCount) return;
+    const step = v.events.has('SINGLESTEP') && (stepping ?? v.singlestep);
+    const mask = (v.events.has('BREAKPOINT') ? WANT_BREAKPOINT : 0) | (step ? WANT_SINGLESTEP : 0);
+    this.#slots.setWanted(i, this.#closing ? 0 : mask);
   }
 
   #track(p: Promise<void>): void {
@@ -517,6 +589,7 @@ export class KvmiSession {
       this.#releaseHold(i);
     };
     v.queue.push({ event: 'PAUSE_VCPU', lowPriority: true, data: () => null, answer });
+    this.#publishQueued(i);
     this.#pump(i);
   }
 
@@ -548,10 +621,18 @@ export class KvmiSession {
 
   /** Every vCPU waiting for the tool goes on as if it had answered CONTINUE. */
   #releaseEvents(): void {
-    for (const v of this.#vcpus) {
+    const slots = this.#slots;
+    for (let i = 0; slots !== undefined && i < slots.vcpuCount; i++) {
+      slots.setWanted(i, 0);
+      const out = slots.direct(i);
+      if (out !== undefined) slots.answer(i, out.seq, 'continue');
+    }
+    for (const [i, v] of this.#vcpus.entries()) {
       if (v === undefined) continue;
       const waiting = [...(v.pending === undefined ? [] : [v.pending]), ...v.queue.splice(0)];
       v.pending = undefined;
+      this.#publishQueued(i);
+      slots?.releaseSession(i);
       for (const o of waiting) {
         try {
           o.answer('continue', undefined);
@@ -672,12 +753,16 @@ export class KvmiSession {
         const v = this.#vcpu(i);
         if (q.enable === v.events.has(name)) return null;
         // Intercept before enabling, forget before releasing: no INT3 is swallowed meanwhile.
-        if (!q.enable) v.events.delete(name);
+        if (!q.enable) {
+          v.events.delete(name);
+          this.#publishWanted(i);
+        }
         if (name === 'BREAKPOINT' && v.breakpointIntercept !== q.enable) {
           await t.setBreakpointIntercept(i, q.enable);
           v.breakpointIntercept = q.enable;
         }
         if (q.enable) v.events.add(name);
+        this.#publishWanted(i);
         return null;
       },
 
@@ -717,7 +802,9 @@ export class KvmiSession {
       SET_REGISTERS: async (p) => {
         const q = L.SET_REGISTERS.decodeRequest(p);
         const i = this.#checkVcpu(q.vcpu);
-        if (this.#vcpus[i]?.pending === undefined) return fail('EOPNOTSUPP', `vCPU ${i} has no event pending`);
+        if (this.#vcpus[i]?.pending === undefined && this.#slots?.direct(i) === undefined) {
+          return fail('EOPNOTSUPP', `vCPU ${i} has no event pending`);
+        }
         await t.setRegisters(i, q.regs);
         return null;
       },
@@ -827,23 +914,15 @@ export class KvmiSession {
         const i = this.#checkVcpu(q.vcpu);
         const v = this.#vcpu(i);
         if (v.singlestep !== q.enable) {
+          if (!q.enable) this.#publishWanted(i, false);
           await t.setSingleStep(i, q.enable);
           v.singlestep = q.enable;
+          this.#publishWanted(i);
         }
         return null;
       },
     };
   }
-}
-
-/** The common part of an event from what the target reports. */
-function snapshot(s: VcpuRegisters): VcpuSnapshot {
-  const msrs = zeroEventMsrs();
-  for (const name of EVENT_MSR_NAMES) {
-    const found = s.msrs.find((m) => m.index === EVENT_MSRS[name]);
-    if (found !== undefined) msrs[name] = found.value;
-  }
-  return { mode: cpuMode(s.sregs, s.regs.rflags), view: 0, regs: s.regs, sregs: s.sregs, msrs };
 }
 
 /** CONTINUE for an event no tool will see: the guest's own behaviour. */

@@ -23,6 +23,7 @@ import type { Regs, Sregs } from '../hypervisor/x86-state.js';
 import type { CpuidLeaf, PhysicalRange } from './wire/commands.js';
 import type { KvmiAction, KvmiCommand, KvmiEventName } from './wire/ids.js';
 import type { MsrValue } from './wire/vcpu-state.js';
+import type { EventSlots } from './socket/event-slots.js';
 
 export type { KvmiAction } from './wire/ids.js';
 export type { CpuidLeaf, PhysicalRange, PhysicalType } from './wire/commands.js';
@@ -134,6 +135,12 @@ export interface IntrospectionTarget {
    * refuses these commands and events with -EOPNOTSUPP and CHECK_COMMAND/CHECK_EVENT say so.
    */
   readonly unsupported?: { readonly commands: ReadonlySet<KvmiCommand>; readonly events: ReadonlySet<KvmiEventName> };
+  /**
+   * Slots through which the target's vCPU threads send breakpoint and single-step events to
+   * the tool themselves, and get the answer from the socket thread (socket/event-slots.ts).
+   * Absent: every event comes through the sink.
+   */
+  readonly eventSlots?: EventSlots;
   /** Online vCPUs; vCPU indices are 0..vcpuCount-1. */
   readonly vcpuCount: number;
   /** The guest TSC frequency in Hz (KVM_GET_TSC_KHZ × 1000); 0 when unknown. */

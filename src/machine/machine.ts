@@ -621,7 +621,7 @@ export class Machine {
   introspectionVcpu(index: number): Pick<
     VcpuThread,
     'getState' | 'getMsrs' | 'getXsave' | 'getXcrs' | 'cpuid' | 'setRegs' | 'injectException' | 'setGuestDebug' | 'replyEvent'
-    | 'setEventMsrs'
+    | 'setEventMsrs' | 'setEventSlots' | 'doorbell'
   > {
     const v = this.vcpus[index];
     if (!v) throw new NodevisorError('ERR_BAD_STATE', `no vCPU ${index}`);

@@ -75,7 +75,9 @@ export type VcpuCommand =
    */
   | { id: number; cmd: 'event-reply'; action: 'continue' | 'retry' | 'crash'; newValue?: bigint }
   /** The MSRs read into every introspection event's state, next to the registers (empty: none). */
-  | { id: number; cmd: 'event-msrs'; indices: number[] };
+  | { id: number; cmd: 'event-msrs'; indices: number[] }
+  /** Introspection's shared event slots (src/introspection/socket/event-slots.ts): events this vCPU may send itself. */
+  | { id: number; cmd: 'event-slots'; buffer: SharedArrayBuffer };
 
 export type VcpuReply =
   | {

@@ -229,6 +229,16 @@ export class VcpuThread {
     await this.callOk({ cmd: 'event-msrs', indices: [...indices] });
   }
 
+  /** Hands the thread introspection's event slots, through which it sends its own events. */
+  async setEventSlots(buffer: SharedArrayBuffer): Promise<void> {
+    await this.callOk({ cmd: 'event-slots', buffer });
+  }
+
+  /** The word the thread sleeps on while stopped: adding to it (and notifying) wakes it. */
+  get doorbell(): { buffer: SharedArrayBuffer; index: number } {
+    return { buffer: this.ctl.buffer as SharedArrayBuffer, index: C.DOORBELL };
+  }
+
   /** Ends the thread. Safe to call more than once. */
   async quit(): Promise<void> {
     if (this.exited) return;

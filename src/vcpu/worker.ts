@@ -31,6 +31,8 @@ import { ExitDecoder, type VcpuExit } from './exit.js';
 import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './handle-exit.js';
 import type { IntrospectionExit, IntrospectionState, VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
 import { NO_REPLY } from './messages.js';
+import { directEventId, directEventMessage, type DirectEvent } from '../introspection/socket/direct-event.js';
+import { EventSlots, WANT_BREAKPOINT, WANT_SINGLESTEP } from '../introspection/socket/event-slots.js';
 
 const data = workerData as VcpuWorkerData;
 
@@ -223,6 +225,9 @@ function serve(cmd: VcpuCommand): VcpuReply {
       case 'event-msrs':
         eventMsrs = cmd.indices;
         return { id: cmd.id, ok: true };
+      case 'event-slots':
+        slots = new EventSlots(cmd.buffer);
+        return { id: cmd.id, ok: true };
     }
   } catch (e) {
     return { id: cmd.id, ok: false, message: e instanceof Error ? e.message : String(e) };
@@ -277,6 +282,35 @@ function eventState(): IntrospectionState | null {
   }
 }
 
+/** Introspection's event slots, once the machine's target has handed them over. */
+let slots: EventSlots | null = null;
+
+/**
+ * Sends a breakpoint or single-step event straight to the tool when the session allows it
+ * (src/introspection/socket/event-slots.ts); false: it goes through the main thread.
+ */
+function sendDirect(event: IntrospectionExit): boolean {
+  if (slots === null) return false;
+  let e: DirectEvent;
+  let want: number;
+  if (event.kind === 'breakpoint' && event.gpa !== undefined) {
+    e = { event: 'BREAKPOINT', gpa: event.gpa, insnLength: event.insnLength };
+    want = WANT_BREAKPOINT;
+  } else if (event.kind === 'singlestep') {
+    e = { event: 'SINGLESTEP', failed: event.failed };
+    want = WANT_SINGLESTEP;
+  } else {
+    return false;
+  }
+  const s = slots;
+  const d = s.dialect;
+  return s.trySend(data.index, want, directEventId(d, e.event), (seq) => {
+    const block = eventState();
+    if (block === null) throw new Error('no state');
+    return directEventMessage(d, seq, data.index, e, block);
+  });
+}
+
 /** Set while this vCPU waits for the reply to its introspection event. */
 let awaitingReply = false;
 let eventReply: { action: 'continue' | 'retry' | 'crash'; newValue?: bigint } | null = null;
@@ -291,11 +325,17 @@ function awaitReply(event: IntrospectionExit): { action: 'continue' | 'retry' | 
   eventReply = null;
   Atomics.store(ctl, C.STATE, C.PAUSED);
   Atomics.notify(ctl, C.STATE);
-  post({ type: 'introspection', event, state: eventState() });
+  serveCommands(); // settings that arrived while the vCPU ran (event MSRs, slots) count for this event
+  const direct = sendDirect(event);
+  if (!direct) post({ type: 'introspection', event, state: eventState() });
   try {
     for (;;) {
       const bell = Atomics.load(ctl, C.DOORBELL);
       serveCommands();
+      if (direct && eventReply === null) {
+        const action = slots?.takeAnswer(data.index) ?? null;
+        if (action !== null) eventReply = { action };
+      }
       if (eventReply !== null) break;
       if (Atomics.load(ctl, C.REQ) === C.QUIT) return null;
       Atomics.wait(ctl, C.DOORBELL, bell);

@@ -2,6 +2,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Frame } from '../wire/header.js';
 import type { DialectName } from '../wire/ids.js';
+import type { Doorbell } from './event-slots.js';
 
 /** Guest RAM as the VMM maps it: the socket thread answers READ_PHYSICAL from it directly. */
 export interface RamMapping {
@@ -21,6 +22,8 @@ export interface SocketWorkerData {
   readonly initial: Uint8Array;
   /** Empty: every READ_PHYSICAL goes to the session. */
   readonly ram: readonly RamMapping[];
+  /** The target's event slots (event-slots.ts): vCPUs write their own events, replies are routed here. */
+  readonly slots: { readonly buffer: SharedArrayBuffer; readonly doorbells: readonly Doorbell[] } | null;
 }
 
 /** Main thread → socket thread. */
@@ -39,4 +42,6 @@ export type FromSocketThread =
   /** The byte stream broke the framing rules; nothing more is read. */
   | { type: 'violation'; message: string }
   /** The tool closed the connection, or it failed. */
-  | { type: 'peer-closed'; reason: string };
+  | { type: 'peer-closed'; reason: string }
+  /** A vCPU's own event was answered here while the session had events queued for that vCPU. */
+  | { type: 'direct-answered'; vcpu: number };

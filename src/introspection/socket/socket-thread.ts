@@ -10,6 +10,7 @@ import { close, EFD_CLOEXEC, EFD_NONBLOCK, errno, eventfd, write } from '../../k
 import type { SessionTransport } from '../session.js';
 import type { Frame } from '../wire/header.js';
 import type { DialectName } from '../wire/ids.js';
+import type { EventSlots } from './event-slots.js';
 import type { FromSocketThread, RamMapping, SocketWorkerData, ToSocketThread } from './messages.js';
 
 export interface SocketThreadOptions {
@@ -18,6 +19,10 @@ export interface SocketThreadOptions {
   initial?: Uint8Array;
   /** Guest RAM the thread may answer READ_PHYSICAL from; none: the session answers all. */
   ram?: readonly RamMapping[];
+  /** The target's event slots: the vCPUs' own events and their replies bypass the main thread. */
+  slots?: EventSlots;
+  /** A vCPU's own event was answered by the thread; the session may send what it queued for it. */
+  onDirectAnswered?(vcpu: number): void;
   /** Frames for the session, in order; each must be acknowledged with `handled`. */
   onFrames(frames: Frame[]): void;
   /** The input broke the framing rules. */
@@ -46,6 +51,7 @@ export class KvmiSocketThread implements SessionTransport {
     const data: SocketWorkerData = {
       fd, wakeFd: this.#wakeFd, port: port2, dialect: options.dialect,
       initial: options.initial ?? new Uint8Array(0), ram: options.ram ?? [],
+      slots: options.slots === undefined ? null : { buffer: options.slots.buffer, doorbells: options.slots.doorbells },
     };
     this.#worker = new Worker(new URL('./socket-worker.js', import.meta.url), {
       workerData: data, transferList: [port2], name: 'kvmi-socket',
@@ -66,6 +72,9 @@ export class KvmiSocketThread implements SessionTransport {
           break;
         case 'peer-closed':
           peerClosed(m.reason);
+          break;
+        case 'direct-answered':
+          options.onDirectAnswered?.(m.vcpu);
           break;
       }
     });

@@ -16,10 +16,13 @@ import { EAGAIN, EINTR, errnoName } from '../../kvm/errno.js';
 import {
   close, errno, MSG_NOSIGNAL, poll, POLLERR, POLLHUP, POLLIN, POLLOUT, read, send, viewAt,
 } from '../../kvm/libc.js';
+import { EVENT_ACTIONS } from '../capabilities.js';
 import { LAYOUTS } from '../wire/commands.js';
+import { decodeEventReply, eventReplyDataSize } from '../wire/events.js';
 import { FrameReader } from '../wire/frame-reader.js';
 import { encodeReply, KVMI_MAX_REPLY_DATA, type Frame } from '../wire/header.js';
-import { dialect } from '../wire/ids.js';
+import { dialect, type KvmiAction } from '../wire/ids.js';
+import { EventSlots } from './event-slots.js';
 import type { FromSocketThread, SocketWorkerData, ToSocketThread } from './messages.js';
 
 const MAX_FORWARDED = 256;
@@ -30,7 +33,11 @@ const CLOSE_FLUSH_MS = 1000;
 const data = workerData as SocketWorkerData;
 const port = data.port;
 const fd = data.fd;
-const readPhysicalId = dialect(data.dialect).commandId('READ_PHYSICAL');
+const numbering = dialect(data.dialect);
+const readPhysicalId = numbering.commandId('READ_PHYSICAL');
+const slots = data.slots === null ? null : new EventSlots(data.slots.buffer, data.slots.doorbells);
+/** KVMI action numbers; CRASH is left to the session (it must stop the guest). */
+const DIRECT_ACTIONS: ReadonlyArray<KvmiAction | undefined> = ['continue', 'retry'];
 const ram = data.ram.map((r) => ({ gpa: r.gpa, size: r.size, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)) }));
 
 const reader = new FrameReader();
@@ -91,9 +98,34 @@ function readPhysical(f: Frame): Uint8Array | null {
   return r === undefined ? null : encodeReply(f.id, f.seq, 0, r.bytes.subarray(gpa - r.gpa, gpa - r.gpa + size));
 }
 
+/**
+ * Answers a vCPU's own event when the reply matches it exactly (vCPU, seq, event, size, an
+ * action defined for it) and the session has nothing queued for that vCPU; true if done.
+ * Anything else is the session's to judge, the same way it judges replies to its own events.
+ */
+function answerDirect(f: Frame): boolean {
+  if (slots === null || f.id !== numbering.eventReplyMessage) return false;
+  let r;
+  try {
+    r = decodeEventReply(f.payload);
+  } catch {
+    return false;
+  }
+  const out = slots.direct(r.vcpu);
+  if (out === undefined || out.seq !== f.seq >>> 0 || out.event !== r.eventId || slots.queued(r.vcpu) > 0) return false;
+  const event = numbering.event(r.eventId);
+  const action = DIRECT_ACTIONS[r.action];
+  if (event === undefined || action === undefined || !(EVENT_ACTIONS[event]?.has(action) ?? false)) return false;
+  if (r.rest.length !== eventReplyDataSize(event) || !slots.answer(r.vcpu, f.seq, action)) return false;
+  // The session may have queued an event for this vCPU meanwhile: it can go out now.
+  if (slots.queued(r.vcpu) > 0) post({ type: 'direct-answered', vcpu: r.vcpu });
+  return true;
+}
+
 function dispatch(frames: Frame[]): void {
   const forward: Frame[] = [];
   for (const f of frames) {
+    if (forwarded === 0 && answerDirect(f)) continue;
     const answer = forwarded === 0 && replies ? readPhysical(f) : null;
     if (answer !== null) {
       enqueue(answer);
@@ -136,7 +168,19 @@ function readSocket(): void {
   }
 }
 
+/** Sends what is queued, under the write lock the vCPUs share (they write their own events). */
 function flush(): void {
+  if (queue.length === 0) return;
+  slots?.lock();
+  try {
+    sendQueued();
+  } finally {
+    slots?.setBacklog(queue.length > 0);
+    slots?.unlock();
+  }
+}
+
+function sendQueued(): void {
   while (queue.length > 0 && !peerGone) {
     const first = queue[0]!;
     const rest = sentOfFirst === 0 ? first : first.subarray(sentOfFirst);
@@ -198,9 +242,19 @@ function run(): void {
   }
 }
 
+if (slots !== null) {
+  slots.lock();
+  slots.openSocket(fd);
+  slots.unlock();
+}
 try {
   run();
 } finally {
+  if (slots !== null) {
+    slots.lock();
+    slots.closeSocket();
+    slots.unlock();
+  }
   close(fd);
   port.close();
 }

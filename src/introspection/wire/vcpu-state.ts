@@ -142,6 +142,16 @@ function zeroSegment(): Sregs['cs'] {
   return { base: 0n, limit: 0, selector: 0, type: 0, present: 0, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 };
 }
 
+/** An event's vCPU state from registers and MSRs (the nine event MSRs; missing ones read 0). */
+export function eventSnapshot(regs: Regs, sregs: Sregs, msrs: ReadonlyArray<{ index: number; value: bigint }>): VcpuSnapshot {
+  const out = zeroEventMsrs();
+  for (const name of EVENT_MSR_NAMES) {
+    const found = msrs.find((m) => m.index === EVENT_MSRS[name]);
+    if (found !== undefined) out[name] = found.value;
+  }
+  return { mode: cpuMode(sregs, regs.rflags), view: 0, regs, sregs, msrs: out };
+}
+
 /** An all-zero state, for events that concern no vCPU in particular (UNHOOK). */
 export function zeroSnapshot(): VcpuSnapshot {
   const regs = {
