@@ -22,6 +22,9 @@
  * with MachineTarget's own sink answering them, and a bare Node socket echo gives the reads'
  * floor in one process. Then the tool-in-its-own-process case once more in a fresh child
  * (`--remote`) started under `taskset -c 0`: the VMM and the tool it spawns share one CPU.
+ * Last, the VMM measured from a tool that costs next to nothing, as a libkvmi tool in C would
+ * be (bench/c/kvmi-tool.c, the same reads and events; `--ctool BINARY any|same`), on any CPU
+ * and pinned: what nodevisor itself adds over the C floors.
  * bench/run.ts calls `introspection(tmp)`; see docs/performance.md, "Introspection".
  */
 import { spawn } from 'node:child_process';
@@ -40,7 +43,7 @@ import { KVMI_HEADER_SIZE, KVMI_MAX_REPLY_DATA } from '../src/introspection/wire
 import { KVMI_EVENT_COMMON_SIZE } from '../src/introspection/wire/vcpu-state.js';
 import { buildGuests, guestPath } from '../src/testing/guests.js';
 import { waitForSerial } from '../src/testing/wait-serial.js';
-import { buildCProgram, fmt, lastJsonLine, log, median, runCProgram, table, timedRun } from './lib.js';
+import { buildCProgram, fmt, lastJsonLine, log, median, parseResultLine, runCProgram, table, timedRun } from './lib.js';
 
 const REPS = 3;
 /** Reads per (size, mode) and events per kind, in each nodevisor run. */
@@ -119,6 +122,18 @@ export interface IntrospectionResults {
   /** How KVM reported the C loop's INT3 stop on this host. */
   int3Exit: string;
   load: string;
+  /** The C tool (bench/c/kvmi-tool.c) against nodevisor, any CPU and pinned to one. */
+  cTool: CToolRun[];
+  cToolPinned: CToolRun[];
+}
+
+/** What the C tool measured: us per READ_PHYSICAL round trip (one in flight) and per event. */
+export interface CToolRun {
+  read4kUs: number;
+  readMaxUs: number;
+  stepUs: number;
+  int3Us: number;
+  cpus: string;
 }
 
 // ---------------------------------------------------------------- the nodevisor side (child)
@@ -285,6 +300,43 @@ async function spinMachine(): Promise<Machine> {
 
 const LINK = { id: 'bench', handshakeTimeoutMs: 5000, unhookTimeoutMs: 5000, dialect: 'v7' } as const;
 
+/** The spin machine measured by bench/c/kvmi-tool.c in its own process (`--ctool BINARY any|same`). */
+async function measureCTool(binary: string, cpus: 'any' | 'same'): Promise<CToolRun> {
+  const m = await spinMachine();
+  const dir = mkdtempSync(join(tmpdir(), 'nodevisor-bench-kvmi-'));
+  const path = join(dir, 'kvmi.sock');
+  const tool = spawn(binary, [path, String(READS), String(STEPS), cpus], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  tool.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  tool.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const exited = new Promise<number | null>((resolve) => tool.on('close', resolve));
+  let link: ReturnType<typeof connectIntrospection> | undefined;
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!out.includes('listening\n')) {
+      if (Date.now() > deadline || tool.exitCode !== null) throw new Error(`the C tool did not listen: ${err}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const where = `VMM ${allowedCpus('self')}, tool ${tool.pid === undefined ? '?' : allowedCpus(tool.pid)}`;
+    link = connectIntrospection({ ...LINK, path }, new MachineTarget(m), { startTime: Date.now() });
+    const code = await exited;
+    if (code !== 0) throw new Error(`the C tool failed (${code}): ${err}`);
+    if (m.status !== 'running') throw new Error(`machine ${m.status} after the C tool left`);
+    const r = parseResultLine(out);
+    const us = (ns: string, n: string): number => r[ns]! / 1e3 / r[n]!;
+    return {
+      read4kUs: us('read4k_ns', 'read4k_count'), readMaxUs: us('readmax_ns', 'readmax_count'),
+      stepUs: us('step_ns', 'step_count'), int3Us: us('int3_ns', 'int3_count'), cpus: where,
+    };
+  } finally {
+    if (tool.exitCode === null) tool.kill('SIGKILL');
+    await link?.close();
+    await m.quit();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The tool in a process of its own (`--tool PATH`): listens, measures, prints its numbers. */
 async function toolProcess(path: string): Promise<void> {
   const listener = await listen(path);
@@ -384,6 +436,7 @@ interface CPrograms {
   singleStep: string;
   pingPong: string;
   eventIpc: string;
+  kvmiTool: string;
 }
 
 function buildCPrograms(dir: string): CPrograms {
@@ -391,6 +444,7 @@ function buildCPrograms(dir: string): CPrograms {
     singleStep: buildCProgram(dir, 'kvm-singlestep'),
     pingPong: buildCProgram(dir, 'socket-pingpong'),
     eventIpc: buildCProgram(dir, 'kvm-event-ipc'),
+    kvmiTool: buildCProgram(dir, 'kvmi-tool'),
   };
 }
 
@@ -448,7 +502,7 @@ export async function measureIntrospection(tmp: string): Promise<IntrospectionRe
   if (!built.ok) throw new Error(`cannot build the test guests: ${built.reason}`);
   const c = buildCPrograms(tmp);
   const r: IntrospectionResults = {
-    runs: [], pinned: [], floors: [], bareStepUs: [], bareInt3Us: [], int3Exit: '',
+    runs: [], pinned: [], floors: [], bareStepUs: [], bareInt3Us: [], int3Exit: '', cTool: [], cToolPinned: [],
     load: loadavg().map((x) => x.toFixed(2)).join(' '),
   };
   for (let rep = 0; rep < REPS; rep++) {
@@ -460,6 +514,10 @@ export async function measureIntrospection(tmp: string): Promise<IntrospectionRe
     r.floors.push(await measureFloors(c));
     r.runs.push(await nodevisorRun());
     r.pinned.push(await pinnedRun());
+    r.cTool.push(await nodeChild<CToolRun>(['--ctool', c.kvmiTool, 'any'], false));
+    const pinned = await nodeChild<CToolRun>(['--ctool', c.kvmiTool, 'same'], true);
+    if (pinned.cpus !== `VMM ${PINNED_CPU}, tool ${PINNED_CPU}`) throw new Error(`the pinned C tool run was not pinned: ${pinned.cpus}`);
+    r.cToolPinned.push(pinned);
   }
   return r;
 }
@@ -551,10 +609,50 @@ function printEvents(r: IntrospectionResults): void {
   console.log(`   another process pays at least here. INT3 at CPL0 reaches the VMM here as ${r.int3Exit}. Load average at start: ${r.load}.`);
 }
 
+/** nodevisor as a C tool (libkvmi's kind) sees it, next to the C floors of the same run. */
+function printCTool(r: IntrospectionResults): void {
+  const bareStep = median(r.bareStepUs);
+  const bareInt3 = median(r.bareInt3Us);
+  const any = (f: (x: CToolRun) => number): number => median(r.cTool.map(f));
+  const one = (f: (x: CToolRun) => number): number => median(r.cToolPinned.map(f));
+  const floorAny = (f: (x: FloorRun) => ByPlacement): number => median(r.floors.map((x) => f(x).any));
+  const floorOne = (f: (x: FloorRun) => ByPlacement): number => median(r.floors.map((x) => f(x).oneCpu));
+  const mbs = (size: number, us: number): string => fmt(size / us, 0);
+  const verdict = (ok: boolean): string => (ok ? 'met' : '**missed**');
+  table(
+    `   nodevisor measured by a C tool (bench/c/kvmi-tool.c), median of ${REPS}; C floors of the same run`,
+    ['', 'any CPU', 'floor, any CPU', 'one CPU', 'floor, one CPU', 'target', 'one CPU vs target'],
+    [
+      ['READ_PHYSICAL 4096 B, us (MB/s)', `${fmt(any((x) => x.read4kUs), 1)} (${mbs(4096, any((x) => x.read4kUs))})`,
+        `${fmt(floorAny((x) => x.socket4kUs), 1)} (${mbs(4096, floorAny((x) => x.socket4kUs))})`,
+        `${fmt(one((x) => x.read4kUs), 1)} (${mbs(4096, one((x) => x.read4kUs))})`,
+        `${fmt(floorOne((x) => x.socket4kUs), 1)} (${mbs(4096, floorOne((x) => x.socket4kUs))})`, '>= 500 MB/s',
+        verdict(4096 / one((x) => x.read4kUs) >= 500)],
+      [`READ_PHYSICAL ${MAX_READ} B, us (MB/s)`, `${fmt(any((x) => x.readMaxUs), 1)} (${mbs(MAX_READ, any((x) => x.readMaxUs))})`,
+        `${fmt(floorAny((x) => x.socketMaxUs), 1)} (${mbs(MAX_READ, floorAny((x) => x.socketMaxUs))})`,
+        `${fmt(one((x) => x.readMaxUs), 1)} (${mbs(MAX_READ, one((x) => x.readMaxUs))})`,
+        `${fmt(floorOne((x) => x.socketMaxUs), 1)} (${mbs(MAX_READ, floorOne((x) => x.socketMaxUs))})`, '>= 500 MB/s',
+        verdict(MAX_READ / one((x) => x.readMaxUs) >= 500)],
+      ['single step, CONTINUE, us', fmt(any((x) => x.stepUs), 1), fmt(floorAny((x) => x.stepIpcUs), 1), fmt(one((x) => x.stepUs), 1),
+        fmt(floorOne((x) => x.stepIpcUs), 1), `<= ${fmt(bareStep + 30, 1)} (bare ${fmt(bareStep, 1)} + 30)`,
+        verdict(one((x) => x.stepUs) <= bareStep + 30)],
+      ['INT3 breakpoint, RETRY, us', fmt(any((x) => x.int3Us), 1), fmt(floorAny((x) => x.int3IpcUs), 1), fmt(one((x) => x.int3Us), 1),
+        fmt(floorOne((x) => x.int3IpcUs), 1), `<= ${fmt(bareInt3 + 30, 1)} (bare ${fmt(bareInt3, 1)} + 30)`,
+        verdict(one((x) => x.int3Us) <= bareInt3 + 30)],
+    ],
+  );
+  console.log(`   each run: reads 4 KiB ${each(r.cTool.map((x) => x.read4kUs), 1)} / ${each(r.cToolPinned.map((x) => x.read4kUs), 1)} us,`
+    + ` steps ${each(r.cTool.map((x) => x.stepUs), 0)} / ${each(r.cToolPinned.map((x) => x.stepUs), 0)} us (any / one CPU).`);
+  console.log(`   ${READS} reads per size, one in flight, vCPU held; ${STEPS} events per kind after ${WARMUP} warm-up. The tool and the`);
+  console.log(`   VMM in separate processes, free or both pinned to CPU ${PINNED_CPU}. The verdict is taken on one CPU, where the C floors`);
+  console.log('   themselves leave room for the targets (on any CPU a wake-up across CPUs alone costs tens of us on this PVM host).');
+}
+
 export function printIntrospection(r: IntrospectionResults): void {
   printReads(r);
   printReadRoundTrips(r);
   printEvents(r);
+  printCTool(r);
 }
 
 /** The bench section: measures and prints. What bench/run.ts calls, with its temporary directory. */
@@ -571,6 +669,9 @@ if (process.argv[1] === SELF) {
   } else if (process.argv[2] === '--remote') {
     // The tool in a process of its own only: the pinned configuration, started under taskset.
     console.log(JSON.stringify(await measureRemote() satisfies RemoteNumbers));
+    process.exit(0);
+  } else if (process.argv[2] === '--ctool' && process.argv[3] !== undefined && (process.argv[4] === 'any' || process.argv[4] === 'same')) {
+    console.log(JSON.stringify(await measureCTool(process.argv[3], process.argv[4]) satisfies CToolRun));
     process.exit(0);
   } else if (process.argv[2] === '--tool' && process.argv[3] !== undefined) {
     await toolProcess(process.argv[3]);
