@@ -90,6 +90,12 @@ export interface HypervisorVcpu {
   nmi(): void;
   /** KVM_SET_GUEST_DEBUG: `control` is KVM_GUESTDBG_* (ENABLE, SINGLESTEP, USE_SW_BP); 0 turns it off. */
   setGuestDebug(control: number): void;
+  /**
+   * KVM_CAP_SYNC_REGS: while on, KVM copies the registers and special registers into the run
+   * page at every exit, and `getRegs`, `getSregs` and `getStateBlock` read them there instead
+   * of asking KVM (one ioctl each), until the thread changes vCPU state itself.
+   */
+  syncRegs(on: boolean): void;
   /** The signal mask in force while inside KVM_RUN. */
   setSignalMask(sigset: Uint8Array): void;
   /** KVM_X86_SETUP_MCE: machine-check banks (MCG_CAP); MCG_CTL and every MCi_CTL all ones. */

@@ -19,7 +19,7 @@ import {
 import {
   decodeCpuid2, decodeMsrs, decodeRegs, decodeSregs, encodeCpuid2, encodeMemoryRegion, encodeMsrs, encodeRegs,
   encodeSregs, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE,
-  encodeIrqRouting, KVM_RUN, type CpuidEntryData, type IrqRoute, type MsrEntry,
+  encodeIrqRouting, KVM_RUN, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, type CpuidEntryData, type IrqRoute, type MsrEntry,
 } from './structs.js';
 
 export const KVM_API_VERSION = 12;
@@ -244,6 +244,10 @@ export class KvmVcpu implements HypervisorVcpu {
   readonly runAddress: bigint;
   private readonly regsBuf = new Uint8Array(KVM_REGS_SIZE);
   private readonly sregsBuf = new Uint8Array(KVM_SREGS_SIZE);
+  /** kvm_run.kvm_valid_regs asks for REGS and SREGS at every exit. */
+  private syncing = false;
+  /** kvm_run.s holds the vCPU as the last exit left it: nothing has changed it since. */
+  private synced = false;
 
   constructor(readonly fd: number, runAddress: bigint, runSize: number) {
     this.runAddress = runAddress;
@@ -267,29 +271,52 @@ export class KvmVcpu implements HypervisorVcpu {
    * failing KVM_RUN). Any other failure throws.
    */
   runOnce(): RunResult {
+    this.synced = false;
     const ret = ioctlVal(this.fd, K.KVM_RUN, 0n);
-    if (ret >= 0) return 'exit';
+    if (ret >= 0) {
+      this.synced = this.syncing;
+      return 'exit';
+    }
     const e = errno();
     if (e === EINTR || e === EAGAIN) return 'interrupted';
     if ((e === EFAULT || e === EHWPOISON) && this.run.getUint32(KVM_RUN.exitReason, true) === KVM_EXIT_MEMORY_FAULT) return 'exit';
     throw new KvmError('KVM_RUN', e);
   }
 
-  getRegs(): Regs {
+  syncRegs(on: boolean): void {
+    this.run.setBigUint64(KVM_RUN.validRegs, on ? BigInt(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS) : 0n, true);
+    this.syncing = on;
+    this.synced = false;
+  }
+
+  /** kvm_regs as of now: from the run page when it is current, else KVM_GET_REGS. */
+  private regsBytes(): Uint8Array {
+    if (this.synced) return this.runBytes.subarray(KVM_RUN.syncRegs, KVM_RUN.syncRegs + KVM_REGS_SIZE);
     ioctl(this.fd, K.KVM_GET_REGS, this.regsBuf);
-    return decodeRegs(this.regsBuf);
+    return this.regsBuf;
+  }
+
+  private sregsBytes(): Uint8Array {
+    if (this.synced) return this.runBytes.subarray(KVM_RUN.syncSregs, KVM_RUN.syncSregs + KVM_SREGS_SIZE);
+    ioctl(this.fd, K.KVM_GET_SREGS, this.sregsBuf);
+    return this.sregsBuf;
+  }
+
+  getRegs(): Regs {
+    return decodeRegs(this.regsBytes());
   }
 
   setRegs(r: Regs): void {
+    this.synced = false;
     ioctl(this.fd, K.KVM_SET_REGS, encodeRegs(r, this.regsBuf));
   }
 
   getSregs(): Sregs {
-    ioctl(this.fd, K.KVM_GET_SREGS, this.sregsBuf);
-    return decodeSregs(this.sregsBuf);
+    return decodeSregs(this.sregsBytes());
   }
 
   setSregs(s: Sregs): void {
+    this.synced = false;
     ioctl(this.fd, K.KVM_SET_SREGS, encodeSregs(s, this.sregsBuf));
   }
 
@@ -304,15 +331,16 @@ export class KvmVcpu implements HypervisorVcpu {
   }
 
   getStateBlock(msrs: readonly number[]): Uint8Array {
-    ioctl(this.fd, K.KVM_GET_REGS, this.regsBuf);
-    ioctl(this.fd, K.KVM_GET_SREGS, this.sregsBuf);
+    const regs = this.regsBytes();
+    const sregs = this.sregsBytes();
     const b = encodeMsrs(msrs.map((index) => ({ index, data: 0n })));
     const read = msrs.length === 0 ? 0 : ioctl(this.fd, K.KVM_GET_MSRS, b);
-    return stateBlock(this.regsBuf, this.sregsBuf, b, read);
+    return stateBlock(regs, sregs, b, read);
   }
 
   /** KVM_SET_MSRS sets entries in order and stops at the first it refuses: that is an error here. */
   setMsrs(entries: readonly MsrEntry[]): void {
+    this.synced = false;
     const n = ioctl(this.fd, K.KVM_SET_MSRS, encodeMsrs(entries));
     if (n !== entries.length) {
       const bad = entries[n];
@@ -337,6 +365,7 @@ export class KvmVcpu implements HypervisorVcpu {
   }
 
   setLapic(state: Uint8Array): void {
+    this.synced = false;
     ioctl(this.fd, K.KVM_SET_LAPIC, state);
   }
 
@@ -347,6 +376,7 @@ export class KvmVcpu implements HypervisorVcpu {
   }
 
   setMpState(state: number): void {
+    this.synced = false;
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, state, true);
     ioctl(this.fd, K.KVM_SET_MP_STATE, b);
@@ -359,6 +389,7 @@ export class KvmVcpu implements HypervisorVcpu {
   }
 
   setVcpuEvents(b: Uint8Array): void {
+    this.synced = false;
     ioctl(this.fd, K.KVM_SET_VCPU_EVENTS, b);
   }
 
@@ -397,6 +428,7 @@ export class KvmVcpu implements HypervisorVcpu {
 
   /** KVM_SET_GUEST_DEBUG with `control` (KVM_GUESTDBG_*) and no debug registers. */
   setGuestDebug(control: number): void {
+    this.synced = false;
     const b = new Uint8Array(72);
     new DataView(b.buffer).setUint32(0, control >>> 0, true);
     ioctl(this.fd, K.KVM_SET_GUEST_DEBUG, b);

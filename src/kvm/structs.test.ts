@@ -12,7 +12,7 @@ import * as K from './ioctls.js';
 import { KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, msrFilterRanges } from './kvm.js';
 import {
   decodeRegs, decodeSregs, encodeRegs, encodeSregs, KVM_CPUID_ENTRY2_SIZE, KVM_FPU_SIZE, KVM_IRQ_ROUTING_ENTRY_SIZE, KVM_LAPIC_STATE_SIZE,
-  KVM_MSR_ENTRY_SIZE, KVM_REGS_SIZE, KVM_RUN, KVM_SEGMENT_SIZE, KVM_SREGS_SIZE, KVM_USERSPACE_MEMORY_REGION_SIZE, SREGS,
+  KVM_MSR_ENTRY_SIZE, KVM_REGS_SIZE, KVM_RUN, KVM_SEGMENT_SIZE, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, KVM_SREGS_SIZE, KVM_USERSPACE_MEMORY_REGION_SIZE, SREGS,
 } from './structs.js';
 
 const PROBE = `
@@ -31,6 +31,7 @@ int main(void) {
   O(kvm_sregs, cr8) O(kvm_sregs, efer) O(kvm_sregs, apic_base) O(kvm_sregs, interrupt_bitmap)
   O(kvm_run, immediate_exit) O(kvm_run, exit_reason) O(kvm_run, ready_for_interrupt_injection) O(kvm_run, if_flag)
   O(kvm_run, flags) O(kvm_run, cr8) O(kvm_run, apic_base) O(kvm_run, io)
+  O(kvm_run, kvm_valid_regs) O(kvm_run, s.regs.regs) O(kvm_run, s.regs.sregs) V(KVM_SYNC_X86_REGS) V(KVM_SYNC_X86_SREGS)
   O(kvm_run, io.size) O(kvm_run, io.port) O(kvm_run, io.count) O(kvm_run, io.data_offset)
   O(kvm_run, mmio.phys_addr) O(kvm_run, mmio.data) O(kvm_run, mmio.len) O(kvm_run, mmio.is_write)
   O(kvm_run, internal.suberror) O(kvm_run, internal.ndata) O(kvm_run, internal.data)
@@ -94,6 +95,11 @@ test('struct sizes, offsets and ioctl numbers match <linux/kvm.h>', () => {
   assert.equal(h.get('kvm_run.flags'), KVM_RUN.flags);
   assert.equal(h.get('kvm_run.cr8'), KVM_RUN.cr8);
   assert.equal(h.get('kvm_run.apic_base'), KVM_RUN.apicBase);
+  assert.equal(h.get('kvm_run.kvm_valid_regs'), KVM_RUN.validRegs);
+  assert.equal(h.get('kvm_run.s.regs.regs'), KVM_RUN.syncRegs);
+  assert.equal(h.get('kvm_run.s.regs.sregs'), KVM_RUN.syncSregs);
+  assert.equal(h.get('value.KVM_SYNC_X86_REGS'), KVM_SYNC_X86_REGS);
+  assert.equal(h.get('value.KVM_SYNC_X86_SREGS'), KVM_SYNC_X86_SREGS);
   const u = KVM_RUN.exit;
   assert.equal(h.get('kvm_run.io'), u);
   // The exit decoder's offsets (src/vcpu/exit.ts) are relative to the union.

@@ -30,7 +30,15 @@ export const KVM_RUN = {
   cr8: 16,
   apicBase: 24,
   exit: 32,
+  /** u64 kvm_valid_regs: KVM_SYNC_X86_* KVM stores into `s` at every exit. */
+  validRegs: 288,
+  /** struct kvm_sync_regs s: kvm_regs, then kvm_sregs. */
+  syncRegs: 304,
+  syncSregs: 304 + 144,
 } as const;
+
+export const KVM_SYNC_X86_REGS = 1;
+export const KVM_SYNC_X86_SREGS = 2;
 
 function dv(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);

@@ -251,5 +251,6 @@ export class FakeVcpu implements HypervisorVcpu {
   setGuestDebug(control: number): void {
     this.guestDebug = control;
   }
+  syncRegs(): void {}
   setSignalMask(): void {}
 }

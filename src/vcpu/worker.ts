@@ -115,6 +115,8 @@ const debug = { breakpoints: false, singleStep: false };
 
 function applyGuestDebug(): void {
   const on = debug.breakpoints || debug.singleStep;
+  // Every intercepted exit reads the registers: let KVM hand them over with the exit.
+  vcpu.syncRegs(on);
   vcpu.setGuestDebug((on ? KVM_GUESTDBG_ENABLE : 0) | (debug.breakpoints ? KVM_GUESTDBG_USE_SW_BP : 0)
     | (debug.singleStep ? KVM_GUESTDBG_SINGLESTEP : 0));
 }
