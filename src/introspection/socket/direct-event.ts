@@ -1,13 +1,15 @@
 /**
  * A vCPU thread's own KVMI event message, built from the state block its thread read at the
- * exit (src/kvm/state-block.ts): what the session would send for the same event, byte for
- * byte (the wire codecs are the same).
+ * exit (src/kvm/state-block.ts). struct kvmi_event embeds kvm_regs and kvm_sregs exactly as KVM
+ * lays them out, so they are copied as bytes: no decoding into bigints and back on the path of
+ * every event (about 10 us here). The result is what the session's codec (wire/events.ts)
+ * makes of the same state, byte for byte; socket/direct-event.test.ts holds them to it.
  */
-import { decodeStateBlock } from '../../kvm/state-block.js';
-import { encodeEvent } from '../wire/events.js';
-import { encodeMessage } from '../wire/header.js';
+import { KVM_MSR_ENTRY_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE } from '../../kvm/structs.js';
+import { eventDataSize } from '../wire/events.js';
+import { KVMI_HEADER_SIZE } from '../wire/header.js';
 import { dialect, type DialectName } from '../wire/ids.js';
-import { EVENT_MSR_NAMES, EVENT_MSRS, eventSnapshot } from '../wire/vcpu-state.js';
+import { EVENT_MSR_NAMES, EVENT_MSRS, KVMI_EVENT_COMMON_SIZE } from '../wire/vcpu-state.js';
 
 export type DirectEvent =
   | { event: 'BREAKPOINT'; gpa: bigint; insnLength: number }
@@ -23,18 +25,58 @@ export function directEventId(d: DialectName, e: DirectEvent['event']): number {
   return id;
 }
 
+// Offsets in the state block: kvm_regs, kvm_sregs, struct kvm_msrs.
+const RFLAGS = 136;
+const SREGS = KVM_REGS_SIZE;
+const CS_DB = SREGS + 17;
+const CS_L = SREGS + 19;
+const CR0 = SREGS + 224;
+const EFER = SREGS + 264;
+const MSRS = KVM_REGS_SIZE + KVM_SREGS_SIZE;
+
+/** KVMI's mode (wire/vcpu-state.ts cpuMode) from the raw registers. */
+function mode(v: DataView): number {
+  if ((v.getUint32(EFER, true) & 0x400) !== 0 && v.getUint8(CS_L) !== 0) return 8; // EFER.LMA, CS.L
+  if ((v.getUint32(CR0, true) & 1) === 0 || (v.getUint32(RFLAGS, true) & 0x20000) !== 0) return 2; // !CR0.PE, RFLAGS.VM
+  return v.getUint8(CS_DB) !== 0 ? 4 : 2;
+}
+
 /**
  * The whole message (header, common part, event data). Throws when the block does not hold
  * every event MSR: the event must then go through the session, which reads them itself.
  */
 export function directEventMessage(d: DialectName, seq: number, vcpu: number, e: DirectEvent, block: Uint8Array): Uint8Array {
-  const s = decodeStateBlock(block);
-  if (s.msrs.length !== DIRECT_EVENT_MSRS.length || !s.msrs.every((m, i) => m.index === DIRECT_EVENT_MSRS[i])) {
+  const src = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  const n = src.getUint32(MSRS, true);
+  if (n !== DIRECT_EVENT_MSRS.length || block.byteLength < MSRS + 8 + n * KVM_MSR_ENTRY_SIZE) {
     throw new Error('the state block lacks the event MSRs');
   }
-  const state = eventSnapshot(s.regs, s.sregs, s.msrs.map((m) => ({ index: m.index, value: m.data })));
-  const payload = e.event === 'BREAKPOINT'
-    ? encodeEvent(dialect(d), { vcpu, event: 'BREAKPOINT', state, data: { gpa: e.gpa, insnLength: e.insnLength } })
-    : encodeEvent(dialect(d), { vcpu, event: 'SINGLESTEP', state, data: { failed: e.failed } });
-  return encodeMessage(dialect(d).eventMessage, seq, payload);
+  const size = KVMI_EVENT_COMMON_SIZE + eventDataSize(e.event);
+  const out = new Uint8Array(KVMI_HEADER_SIZE + size);
+  const v = new DataView(out.buffer);
+  const numbering = dialect(d);
+  v.setUint16(0, numbering.eventMessage, true);
+  v.setUint16(2, size, true);
+  v.setUint32(4, seq >>> 0, true);
+  // struct kvmi_event: size, vcpu, event, 3 padding; mode, padding, view (0), 4 padding.
+  const c = KVMI_HEADER_SIZE;
+  v.setUint16(c, KVMI_EVENT_COMMON_SIZE, true);
+  v.setUint16(c + 2, vcpu, true);
+  v.setUint8(c + 4, directEventId(d, e.event));
+  v.setUint8(c + 8, mode(src));
+  out.set(block.subarray(0, KVM_REGS_SIZE + KVM_SREGS_SIZE), c + 16);
+  const msrs = c + 16 + KVM_REGS_SIZE + KVM_SREGS_SIZE;
+  for (let i = 0; i < n; i++) {
+    const entry = MSRS + 8 + i * KVM_MSR_ENTRY_SIZE;
+    if (src.getUint32(entry, true) !== DIRECT_EVENT_MSRS[i]) throw new Error('the state block lacks the event MSRs');
+    out.set(block.subarray(entry + 8, entry + 16), msrs + 8 * i);
+  }
+  const data = c + KVMI_EVENT_COMMON_SIZE;
+  if (e.event === 'BREAKPOINT') {
+    v.setBigUint64(data, e.gpa, true);
+    v.setUint8(data + 8, e.insnLength);
+  } else {
+    v.setUint8(data, e.failed ? 1 : 0);
+  }
+  return out;
 }
