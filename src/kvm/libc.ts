@@ -37,6 +37,8 @@ export const read = libc.func('long read(int fd, void *buf, unsigned long count)
 export const send = libc.func('long send(int fd, void *buf, unsigned long count, int flags)') as
   (fd: number, buf: Uint8Array, count: number, flags: number) => number;
 export const write = libc.func('long write(int fd, void *buf, unsigned long count)') as (fd: number, buf: Uint8Array, count: number) => number;
+/** writev with the iovec array given by address (memory nodevisor mapped itself). */
+export const writevAt = libc.func('writev', 'long', ['int', 'uint64_t', 'int']) as (fd: number, iov: bigint, iovcnt: number) => number;
 /** poll(struct pollfd *fds, nfds, timeout ms): struct pollfd is {int fd; short events; short revents}. */
 export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Uint8Array, nfds: number, timeout: number) => number;
 export const eventfd = libc.func('int eventfd(unsigned int initval, int flags)') as (initval: number, flags: number) => number;

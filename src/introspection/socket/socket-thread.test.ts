@@ -115,6 +115,24 @@ test('a READ_PHYSICAL right behind a WRITE_PHYSICAL in one write sees the writte
   }
 });
 
+test('replies written straight from guest RAM survive a full socket: every byte arrives, in order', async () => {
+  await using t = await rawTool();
+  for (let i = 0; i < FAKE_RAM_SIZE; i++) t.target.ram[i] = (i * 7 + (i >> 12)) & 0xff;
+  t.socket.pause(); // the socket fills: writes are cut short and the rest queued
+  const n = 300;
+  const reads: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) reads.push(readPhysical((i * 4096) % (FAKE_RAM_SIZE - 8192), KVMI_MAX_REPLY_DATA));
+  t.send(...reads);
+  await new Promise((r) => setTimeout(r, 200));
+  t.socket.resume();
+  const frames = await t.frames(n);
+  frames.forEach((f, i) => {
+    const gpa = (i * 4096) % (FAKE_RAM_SIZE - 8192);
+    assert.equal(f.seq, seq - n + 1 + i, `reply ${i} in order`);
+    assert.deepEqual(decodeReply(f.payload).data, t.target.ram.slice(gpa, gpa + KVMI_MAX_REPLY_DATA), `reply ${i} intact`);
+  });
+});
+
 test('with replies switched off, a READ_PHYSICAL closes the connection instead of being answered', async () => {
   await using t = await rawTool();
   t.send(command('CONTROL_CMD_RESPONSE', LAYOUTS.CONTROL_CMD_RESPONSE.encodeRequest({ enable: false, now: true })), readPhysical(0, 16));

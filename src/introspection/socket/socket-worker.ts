@@ -14,13 +14,14 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 
 import { EAGAIN, EINTR, errnoName } from '../../kvm/errno.js';
 import {
-  close, errno, MSG_NOSIGNAL, poll, POLLERR, POLLHUP, POLLIN, POLLOUT, read, send, viewAt,
+  addressOf, close, errno, MAP_ANONYMOUS, MAP_SHARED, mmap, MSG_NOSIGNAL, poll, POLLERR, POLLHUP, POLLIN, POLLOUT, PROT_READ,
+  PROT_WRITE, read, send, viewAt, writevAt,
 } from '../../kvm/libc.js';
 import { EVENT_ACTIONS } from '../capabilities.js';
 import { LAYOUTS } from '../wire/commands.js';
 import { decodeEventReply, eventReplyDataSize } from '../wire/events.js';
 import { FrameReader } from '../wire/frame-reader.js';
-import { encodeReply, KVMI_MAX_REPLY_DATA, type Frame } from '../wire/header.js';
+import { encodeReply, KVMI_ERROR_CODE_SIZE, KVMI_HEADER_SIZE, KVMI_MAX_REPLY_DATA, type Frame } from '../wire/header.js';
 import { dialect, type KvmiAction } from '../wire/ids.js';
 import { EventSlots } from './event-slots.js';
 import type { FromSocketThread, SocketWorkerData, ToSocketThread } from './messages.js';
@@ -38,7 +39,22 @@ const readPhysicalId = numbering.commandId('READ_PHYSICAL');
 const slots = data.slots === null ? null : new EventSlots(data.slots.buffer, data.slots.doorbells);
 /** KVMI action numbers; CRASH is left to the session (it must stop the guest). */
 const DIRECT_ACTIONS: ReadonlyArray<KvmiAction | undefined> = ['continue', 'retry'];
-const ram = data.ram.map((r) => ({ gpa: r.gpa, size: r.size, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)) }));
+const ram = data.ram.map((r) => ({
+  gpa: r.gpa, size: r.size, hostAddress: r.hostAddress, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)),
+}));
+
+/**
+ * A READ_PHYSICAL reply leaves with one writev straight from guest RAM: its 16-byte header
+ * and the iovec pair live in a page of this thread's own, at a fixed address.
+ */
+const REPLY_HEAD = KVMI_HEADER_SIZE + KVMI_ERROR_CODE_SIZE;
+const scratch = mmap(4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
+if (scratch === null) throw new Error('socket thread: cannot map its scratch page');
+const scratchAddress = addressOf(scratch);
+const scratchView = new DataView(viewAt(scratchAddress, 64));
+const IOV = 32;
+scratchView.setBigUint64(IOV, scratchAddress, true);
+scratchView.setBigUint64(IOV + 8, BigInt(REPLY_HEAD), true);
 
 const reader = new FrameReader();
 const input = new Uint8Array(64 << 10);
@@ -82,20 +98,71 @@ function lost(reason: string): void {
   post({ type: 'peer-closed', reason });
 }
 
-/** The reply to a READ_PHYSICAL of RAM, or null when the session must answer it (errors included). */
-function readPhysical(f: Frame): Uint8Array | null {
-  if (f.id !== readPhysicalId || ram.length === 0) return null;
+/**
+ * Answers a READ_PHYSICAL of RAM; false when the session must (errors included). With nothing
+ * queued the reply is written from guest RAM directly; otherwise it is copied to the queue.
+ */
+function readPhysical(f: Frame): boolean {
+  if (f.id !== readPhysicalId || ram.length === 0) return false;
   let q;
   try {
     q = LAYOUTS.READ_PHYSICAL.decodeRequest(f.payload);
   } catch {
-    return null;
+    return false;
   }
-  if (q.size === 0n || q.size > BigInt(KVMI_MAX_REPLY_DATA) || q.gpa > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  if (q.size === 0n || q.size > BigInt(KVMI_MAX_REPLY_DATA) || q.gpa > BigInt(Number.MAX_SAFE_INTEGER)) return false;
   const gpa = Number(q.gpa);
   const size = Number(q.size);
   const r = ram.find((x) => gpa >= x.gpa && gpa + size <= x.gpa + x.size);
-  return r === undefined ? null : encodeReply(f.id, f.seq, 0, r.bytes.subarray(gpa - r.gpa, gpa - r.gpa + size));
+  if (r === undefined) return false;
+  const at = gpa - r.gpa;
+  if (queue.length > 0 || !writeFromRam(f, r.hostAddress + BigInt(at), r.bytes.subarray(at, at + size))) {
+    enqueue(encodeReply(f.id, f.seq, 0, r.bytes.subarray(at, at + size)));
+  }
+  return true;
+}
+
+/** One writev of header + guest bytes; false if nothing was sent (queue it instead). */
+function writeFromRam(f: Frame, address: bigint, bytes: Uint8Array): boolean {
+  scratchView.setUint16(0, f.id, true);
+  scratchView.setUint16(2, KVMI_ERROR_CODE_SIZE + bytes.length, true);
+  scratchView.setUint32(4, f.seq, true);
+  scratchView.setBigUint64(8, 0n, true); // err 0, padding
+  scratchView.setBigUint64(IOV + 16, address, true);
+  scratchView.setBigUint64(IOV + 24, BigInt(bytes.length), true);
+  let n: number;
+  let e: number;
+  slots?.lock();
+  try {
+    do {
+      n = writevAt(fd, scratchAddress + BigInt(IOV), 2);
+      e = n < 0 ? errno() : 0;
+    } while (e === EINTR);
+  } finally {
+    slots?.unlock();
+  }
+  if (n < 0) {
+    if (e === EAGAIN) return false;
+    lost(`writev: ${errnoName(e)}`);
+    return true;
+  }
+  const total = REPLY_HEAD + bytes.length;
+  if (n < total) {
+    // The socket took part of it: the rest goes first in the queue, as a copy.
+    const rest = new Uint8Array(total - n);
+    const head = new Uint8Array(scratchView.buffer, 0, REPLY_HEAD);
+    if (n < REPLY_HEAD) {
+      rest.set(head.subarray(n));
+      rest.set(bytes, REPLY_HEAD - n);
+    } else {
+      rest.set(bytes.subarray(n - REPLY_HEAD));
+    }
+    enqueue(rest);
+    slots?.lock();
+    slots?.setBacklog(true);
+    slots?.unlock();
+  }
+  return true;
 }
 
 /**
@@ -126,11 +193,7 @@ function dispatch(frames: Frame[]): void {
   const forward: Frame[] = [];
   for (const f of frames) {
     if (forwarded === 0 && answerDirect(f)) continue;
-    const answer = forwarded === 0 && replies ? readPhysical(f) : null;
-    if (answer !== null) {
-      enqueue(answer);
-      continue;
-    }
+    if (forwarded === 0 && replies && readPhysical(f)) continue;
     forward.push(f);
     forwarded++;
   }

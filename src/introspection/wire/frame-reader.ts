@@ -4,10 +4,12 @@
  * reader keeps what it has not yet used and hands out whole frames only.
  */
 import { IntrospectionError } from './errors.js';
-import { decodeHeader, KVMI_HEADER_SIZE, KVMI_MAX_PAYLOAD, type Frame } from './header.js';
+import { KVMI_HEADER_SIZE, KVMI_MAX_PAYLOAD, type Frame } from './header.js';
+
+const EMPTY = new Uint8Array(0);
 
 export class FrameReader {
-  #pending: Uint8Array = new Uint8Array(0);
+  #pending: Uint8Array = EMPTY;
   readonly #maxPayload: number;
 
   constructor(maxPayload = KVMI_MAX_PAYLOAD) {
@@ -30,22 +32,26 @@ export class FrameReader {
       buf.set(this.#pending);
       buf.set(chunk, this.#pending.length);
     }
+    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const frames: Frame[] = [];
     let at = 0;
     while (buf.length - at >= KVMI_HEADER_SIZE) {
-      const h = decodeHeader(buf.subarray(at, at + KVMI_HEADER_SIZE));
-      if (h.size > this.#maxPayload) {
+      // struct kvmi_msg_hdr {u16 id; u16 size; u32 seq}
+      const id = v.getUint16(at, true);
+      const size = v.getUint16(at + 2, true);
+      const seq = v.getUint32(at + 4, true);
+      if (size > this.#maxPayload) {
         this.#pending = new Uint8Array(0);
-        throw new IntrospectionError('ERR_KVMI_PROTOCOL', `message ${h.id} (seq ${h.seq}) announces ${h.size} bytes, more than ${this.#maxPayload}`);
+        throw new IntrospectionError('ERR_KVMI_PROTOCOL', `message ${id} (seq ${seq}) announces ${size} bytes, more than ${this.#maxPayload}`);
       }
-      const end = at + KVMI_HEADER_SIZE + h.size;
+      const end = at + KVMI_HEADER_SIZE + size;
       if (end > buf.length) break;
       // A copy (never Buffer#slice, which shares): the caller may keep a frame after the
       // socket's buffer is reused.
-      frames.push({ ...h, payload: new Uint8Array(buf.subarray(at + KVMI_HEADER_SIZE, end)) });
+      frames.push({ id, size, seq, payload: new Uint8Array(buf.subarray(at + KVMI_HEADER_SIZE, end)) });
       at = end;
     }
-    this.#pending = at === buf.length ? new Uint8Array(0) : new Uint8Array(buf.subarray(at));
+    this.#pending = at === buf.length ? EMPTY : new Uint8Array(buf.subarray(at));
     return frames;
   }
 }

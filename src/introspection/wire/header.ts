@@ -25,11 +25,6 @@ export interface Frame extends MessageHeader {
   payload: Uint8Array;
 }
 
-export function decodeHeader(b: Uint8Array): MessageHeader {
-  const v = view(b);
-  return { id: v.getUint16(0, true), size: v.getUint16(2, true), seq: v.getUint32(4, true) };
-}
-
 /** Header and payload in one buffer, ready for a single write. */
 export function encodeMessage(id: number, seq: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
   if (payload.length > KVMI_MAX_PAYLOAD) {
