@@ -300,43 +300,6 @@ async function spinMachine(): Promise<Machine> {
 
 const LINK = { id: 'bench', handshakeTimeoutMs: 5000, unhookTimeoutMs: 5000, dialect: 'v7' } as const;
 
-/** The spin machine measured by bench/c/kvmi-tool.c in its own process (`--ctool BINARY any|same`). */
-async function measureCTool(binary: string, cpus: 'any' | 'same'): Promise<CToolRun> {
-  const m = await spinMachine();
-  const dir = mkdtempSync(join(tmpdir(), 'nodevisor-bench-kvmi-'));
-  const path = join(dir, 'kvmi.sock');
-  const tool = spawn(binary, [path, String(READS), String(STEPS), cpus], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  tool.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  tool.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
-  const exited = new Promise<number | null>((resolve) => tool.on('close', resolve));
-  let link: ReturnType<typeof connectIntrospection> | undefined;
-  try {
-    const deadline = Date.now() + 20_000;
-    while (!out.includes('listening\n')) {
-      if (Date.now() > deadline || tool.exitCode !== null) throw new Error(`the C tool did not listen: ${err}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const where = `VMM ${allowedCpus('self')}, tool ${tool.pid === undefined ? '?' : allowedCpus(tool.pid)}`;
-    link = connectIntrospection({ ...LINK, path }, new MachineTarget(m), { startTime: Date.now() });
-    const code = await exited;
-    if (code !== 0) throw new Error(`the C tool failed (${code}): ${err}`);
-    if (m.status !== 'running') throw new Error(`machine ${m.status} after the C tool left`);
-    const r = parseResultLine(out);
-    const us = (ns: string, n: string): number => r[ns]! / 1e3 / r[n]!;
-    return {
-      read4kUs: us('read4k_ns', 'read4k_count'), readMaxUs: us('readmax_ns', 'readmax_count'),
-      stepUs: us('step_ns', 'step_count'), int3Us: us('int3_ns', 'int3_count'), cpus: where,
-    };
-  } finally {
-    if (tool.exitCode === null) tool.kill('SIGKILL');
-    await link?.close();
-    await m.quit();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /** The tool in a process of its own (`--tool PATH`): listens, measures, prints its numbers. */
 async function toolProcess(path: string): Promise<void> {
   const listener = await listen(path);
@@ -354,12 +317,16 @@ function allowedCpus(pid: number | 'self'): string {
   return m?.[1] ?? '?';
 }
 
-/** The machine in this process, the tool in a child process (which inherits this one's CPU affinity). */
-async function measureRemote(): Promise<RemoteNumbers> {
+/**
+ * The spin machine in this process, inspected by a tool in a process of its own (which inherits
+ * this one's CPU affinity): `cmd` with `args(path)` listens on the unix socket `path` and prints
+ * `listening` when ready; `result` reads its stdout once it has exited cleanly.
+ */
+async function withToolProcess<T>(what: string, cmd: string, args: (path: string) => string[], result: (out: string, cpus: string) => T): Promise<T> {
   const m = await spinMachine();
   const dir = mkdtempSync(join(tmpdir(), 'nodevisor-bench-kvmi-'));
   const path = join(dir, 'kvmi.sock');
-  const tool = spawn(process.execPath, [SELF, '--tool', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tool = spawn(cmd, args(path), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   tool.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
@@ -369,21 +336,39 @@ async function measureRemote(): Promise<RemoteNumbers> {
   try {
     const deadline = Date.now() + 20_000;
     while (!out.includes('listening\n')) {
-      if (Date.now() > deadline || tool.exitCode !== null) throw new Error(`the tool process did not listen: ${err}`);
+      if (Date.now() > deadline || tool.exitCode !== null) throw new Error(`${what} did not listen: ${err}`);
       await new Promise((r) => setTimeout(r, 5));
     }
     const cpus = `VMM ${allowedCpus('self')}, tool ${tool.pid === undefined ? '?' : allowedCpus(tool.pid)}`;
     link = connectIntrospection({ ...LINK, path }, new MachineTarget(m), { startTime: Date.now() });
     const code = await exited;
-    if (code !== 0) throw new Error(`the tool process failed (${code}): ${err}`);
-    if (m.status !== 'running') throw new Error(`machine ${m.status} after the tool left`);
-    return { ...lastJsonLine<ToolNumbers>(out), cpus };
+    if (code !== 0) throw new Error(`${what} failed (${code}): ${err}`);
+    if (m.status !== 'running') throw new Error(`machine ${m.status} after ${what} left`);
+    return result(out, cpus);
   } finally {
     if (tool.exitCode === null) tool.kill('SIGKILL');
     await link?.close();
     await m.quit();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The TypeScript tool in a child process. */
+function measureRemote(): Promise<RemoteNumbers> {
+  return withToolProcess('the tool process', process.execPath, (path) => [SELF, '--tool', path],
+    (out, cpus) => ({ ...lastJsonLine<ToolNumbers>(out), cpus }));
+}
+
+/** bench/c/kvmi-tool.c in its own process (`--ctool BINARY any|same`). */
+function measureCTool(binary: string, cpus: 'any' | 'same'): Promise<CToolRun> {
+  return withToolProcess('the C tool', binary, (path) => [path, String(READS), String(STEPS), cpus], (out, where) => {
+    const r = parseResultLine(out);
+    const us = (ns: string, n: string): number => r[ns]! / 1e3 / r[n]!;
+    return {
+      read4kUs: us('read4k_ns', 'read4k_count'), readMaxUs: us('readmax_ns', 'readmax_count'),
+      stepUs: us('step_ns', 'step_count'), int3Us: us('int3_ns', 'int3_count'), cpus: where,
+    };
+  });
 }
 
 async function measure(): Promise<Omit<IntrospectionRun, 'remote'>> {
