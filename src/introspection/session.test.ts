@@ -266,6 +266,53 @@ test('a breakpoint event carries the state and the gpa; CONTINUE and RETRY reach
   await assert.rejects(ev2.reply('continue'), /already answered/);
 });
 
+test('a vCPU\'s own events: sent only when enabled, answered without the session, SET_REGISTERS allowed, CRASH through the session', async () => {
+  await using r = await rig();
+  const t = r.target;
+  const vm = await within(r.listener.accept());
+  const next = eventsOf(vm);
+  assert.equal(t.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }), undefined, 'not enabled: not sent');
+  await vm.controlEvents(0, 'BREAKPOINT', true);
+  await vm.controlEvents(1, 'SINGLESTEP', true);
+  assert.equal(t.sendOwnEvent(1, { event: 'SINGLESTEP', failed: false }), undefined, 'single steps also need stepping on');
+  await vm.controlSingleStep(1, true);
+
+  const hit = t.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1234n, insnLength: 1 });
+  assert.ok(hit !== undefined);
+  const ev = await next();
+  assert.ok(ev.event === 'BREAKPOINT');
+  assert.equal(ev.data.gpa, 0x1234n);
+  assert.equal(ev.regs.rip, t.vcpus[0]!.regs.rip);
+  assert.equal(ev.msrs.lstar, 0xffff_ffff_8100_0000n);
+  await vm.setRegisters(0, { ...ev.regs, rip: 0x4242n }); // the event is pending: allowed
+  assert.equal(t.vcpus[0]!.regs.rip, 0x4242n);
+  await ev.reply('retry');
+  assert.equal(await within(hit), 'retry');
+  assert.equal(t.registerReads, 0, 'the session read nothing');
+  await assert.rejects(vm.setRegisters(0, ev.regs), kvmiError('EOPNOTSUPP'), 'answered: no event pending');
+
+  const step = t.sendOwnEvent(1, { event: 'SINGLESTEP', failed: false });
+  assert.ok(step !== undefined);
+  const ev2 = await next();
+  assert.ok(ev2.event === 'SINGLESTEP' && ev2.vcpu === 1);
+  await ev2.reply('crash');
+  assert.equal(await within(step), 'crash');
+  assert.deepEqual(t.crashed, [1], 'CRASH stops the guest');
+});
+
+test('a vCPU\'s own event is released with CONTINUE when the tool leaves', async () => {
+  await using r = await rig();
+  const vm = await within(r.listener.accept());
+  const next = eventsOf(vm);
+  await vm.controlEvents(0, 'BREAKPOINT', true);
+  const hit = r.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 });
+  assert.ok(hit !== undefined);
+  assert.equal((await next()).event, 'BREAKPOINT');
+  await vm.close();
+  assert.equal(await within(hit), 'continue');
+  assert.equal(r.target.breakpointIntercepts.size, 0, 'hooks removed');
+});
+
 test('an event that carries its state is sent as it is, with no register read; one without is read first', async () => {
   await using r = await rig();
   const t = r.target;

@@ -17,6 +17,7 @@ import { toolHandshake } from '../handshake.js';
 import { FAKE_RAM_SIZE, FakeTarget } from '../testing/fake-target.js';
 import { LAYOUTS } from '../wire/commands.js';
 import { errorNumber } from '../wire/errors.js';
+import { encodeEventReply } from '../wire/events.js';
 import { FrameReader } from '../wire/frame-reader.js';
 import { decodeReply, encodeMessage, KVMI_MAX_REPLY_DATA, type Frame } from '../wire/header.js';
 import { dialect, type KvmiCommand } from '../wire/ids.js';
@@ -172,4 +173,19 @@ test('a tool that sends reads and never takes the replies: bounded memory, the m
   t.socket.destroy();
   await t.link.stopped; // no reconnect: the link stops once the session and its thread are done
   assert.equal(t.link.session, undefined, 'the session ended when the tool went');
+});
+
+test('a reply to a vCPU\'s own event that names another event closes the connection and releases the vCPU', async () => {
+  await using t = await rawTool();
+  t.send(command('CONTROL_EVENTS', LAYOUTS.CONTROL_EVENTS.encodeRequest({ vcpu: 0, event: v7.eventId('BREAKPOINT')!, enable: true })));
+  assert.equal(decodeReply((await t.frames(1))[0]!.payload).err, 0);
+  const hit = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 });
+  assert.ok(hit !== undefined, 'enabled: the vCPU sends it itself');
+  const [ev] = await t.frames(1);
+  assert.equal(ev!.id, v7.eventMessage);
+  // Right vCPU and seq, wrong event: the socket thread leaves it to the session, which closes.
+  t.send(encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 0, event: 'SINGLESTEP' })));
+  await t.closed;
+  assert.equal(await hit, 'continue');
+  assert.ok(t.logs.some((l) => l.includes('protocol violation') && l.includes('names event')), t.logs.join('\n'));
 });

@@ -9,6 +9,10 @@ import type {
   VcpuRegisters,
 } from '../target.js';
 import { addressOf, MAP_ANONYMOUS, MAP_SHARED, mmap, PROT_READ, PROT_WRITE, viewAt } from '../../kvm/libc.js';
+import { stateBlock } from '../../kvm/state-block.js';
+import { encodeMsrs, encodeRegs, encodeSregs } from '../../kvm/structs.js';
+import { DIRECT_EVENT_MSRS, directEventId, directEventMessage, type DirectEvent } from '../socket/direct-event.js';
+import { EventSlots, WANT_BREAKPOINT, WANT_SINGLESTEP } from '../socket/event-slots.js';
 import { KvmiError } from '../wire/errors.js';
 import { zeroSnapshot } from '../wire/vcpu-state.js';
 
@@ -65,7 +69,14 @@ export class FakeTarget implements IntrospectionTarget {
   /** When set, pause() waits for this before resolving (to test wait=1). */
   pauseDelayMs = 0;
 
+  /** Slots as MachineTarget has them: `sendOwnEvent` plays a vCPU thread sending its own event. */
+  readonly eventSlots: EventSlots;
+  /** One doorbell word per vCPU, rung when the vCPU's own event is answered. */
+  readonly #doorbells: Int32Array;
+
   constructor(vcpuCount = 2) {
+    this.#doorbells = new Int32Array(new SharedArrayBuffer(4 * vcpuCount));
+    this.eventSlots = EventSlots.create(vcpuCount, Array.from({ length: vcpuCount }, (_, index) => ({ buffer: this.#doorbells.buffer as SharedArrayBuffer, index })));
     const mapping = mmap(FAKE_RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
     if (mapping === null) throw new Error('fake target: cannot map its RAM');
     this.#ramAddress = addressOf(mapping);
@@ -136,6 +147,29 @@ export class FakeTarget implements IntrospectionTarget {
 
   crash(vcpu: number): void {
     this.crashed.push(vcpu);
+  }
+
+  /**
+   * What a vCPU thread does for a breakpoint or single step when the session lets it: writes
+   * the event to the tool itself. Undefined when it may not (the event then goes the sink's
+   * way); otherwise resolves with the answer the socket thread or the session gave it.
+   */
+  sendOwnEvent(vcpu: number, e: DirectEvent): Promise<KvmiAction> | undefined {
+    const v = this.#vcpu(vcpu);
+    const msrs = DIRECT_EVENT_MSRS.map((index) => ({ index, data: v.msrs.get(index) ?? 0n }));
+    const block = stateBlock(encodeRegs(v.regs), encodeSregs(v.sregs), encodeMsrs(msrs), msrs.length);
+    const d = this.eventSlots.dialect;
+    const want = e.event === 'BREAKPOINT' ? WANT_BREAKPOINT : WANT_SINGLESTEP;
+    if (!this.eventSlots.trySend(vcpu, want, directEventId(d, e.event), (seq) => directEventMessage(d, seq, vcpu, e, block))) return undefined;
+    return (async () => {
+      for (;;) {
+        const bell = Atomics.load(this.#doorbells, vcpu);
+        const answer = this.eventSlots.takeAnswer(vcpu);
+        if (answer !== null) return answer;
+        const w = Atomics.waitAsync(this.#doorbells, vcpu, bell, 5000);
+        if (w.async) await w.value;
+      }
+    })();
   }
 
   async getRegisters(vcpu: number, msrs: readonly number[]): Promise<VcpuRegisters> {
