@@ -35,7 +35,7 @@ async function rig(options: Partial<IntrospectionConfig> & { secret?: string } =
   const logs: string[] = [];
   const toolLogs: string[] = [];
   const listener = await listen(path, { secret: options.secret, log: (l, m) => toolLogs.push(`${l}: ${m}`), dialect: options.dialect });
-  const target = new FakeTarget(2);
+  const target = new FakeTarget(2, { mappedRam: true }); // READ_PHYSICAL answered by the socket thread, as on a VM
   const config: IntrospectionConfig = {
     id: 'kvmi0', path, handshakeTimeoutMs: 2000, unhookTimeoutMs: 2000, dialect: 'v7', ...options,
   };

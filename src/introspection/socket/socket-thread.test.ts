@@ -42,7 +42,7 @@ async function rawTool(): Promise<RawTool> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(path, resolve));
   const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const target = new FakeTarget(2);
+  const target = new FakeTarget(2, { mappedRam: true });
   const logs: string[] = [];
   const link = connectIntrospection({ id: 'kvmi0', path, handshakeTimeoutMs: 2000, unhookTimeoutMs: 500, dialect: 'v7' }, target,
     { startTime: 0 }, { log: (l, m) => logs.push(`${l}: ${m}`) });

@@ -8,7 +8,9 @@ import type {
   CpuidLeaf, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, TargetEvent, TargetEventSink,
   VcpuRegisters,
 } from '../target.js';
-import { addressOf, MAP_ANONYMOUS, MAP_SHARED, mmap, PROT_READ, PROT_WRITE, viewAt } from '../../kvm/libc.js';
+import {
+  addressOf, MAP_ANONYMOUS, MAP_SHARED, mmap, munmap, PROT_READ, PROT_WRITE, viewAt, type Pointer,
+} from '../../kvm/libc.js';
 import { stateBlock } from '../../kvm/state-block.js';
 import { encodeMsrs, encodeRegs, encodeSregs } from '../../kvm/structs.js';
 import { DIRECT_EVENT_MSRS, directEventId, directEventMessage, type DirectEvent } from '../socket/direct-event.js';
@@ -17,6 +19,9 @@ import { KvmiError } from '../wire/errors.js';
 import { zeroSnapshot } from '../wire/vcpu-state.js';
 
 export const FAKE_RAM_SIZE = 0x10_0000; // 1 MiB at gpa 0
+
+/** A mapped fake RAM is unmapped once nothing refers to its bytes (a link holds its target, and so them, while it runs). */
+const unmapWhenCollected = new FinalizationRegistry<Pointer>((p) => munmap(p, FAKE_RAM_SIZE));
 export const FAKE_ROM = { start: 0xfffc_0000n, size: 0x4_0000n } as const;
 
 export interface FakeVcpu {
@@ -48,9 +53,9 @@ export function longModeSregs(cr3: bigint, la57 = false): Sregs {
 
 export class FakeTarget implements IntrospectionTarget {
   readonly vcpus: FakeVcpu[];
-  /** Mapped like a VM's RAM (never unmapped: 1 MiB per target), so the socket thread can read it too. */
+  /** With `mappedRam`, mapped like a VM's RAM so that the socket thread reads it too. */
   readonly ram: Uint8Array;
-  readonly #ramAddress: bigint;
+  readonly #ramAddress: bigint | null;
   tscHz = 2_500_000_000n;
   readonly breakpointIntercepts = new Set<number>();
   readonly singleStepping = new Set<number>();
@@ -74,13 +79,19 @@ export class FakeTarget implements IntrospectionTarget {
   /** One doorbell word per vCPU, rung when the vCPU's own event is answered. */
   readonly #doorbells: Int32Array;
 
-  constructor(vcpuCount = 2) {
+  constructor(vcpuCount = 2, options: { mappedRam?: boolean } = {}) {
     this.#doorbells = new Int32Array(new SharedArrayBuffer(4 * vcpuCount));
     this.eventSlots = EventSlots.create(vcpuCount, Array.from({ length: vcpuCount }, (_, index) => ({ buffer: this.#doorbells.buffer as SharedArrayBuffer, index })));
-    const mapping = mmap(FAKE_RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
-    if (mapping === null) throw new Error('fake target: cannot map its RAM');
-    this.#ramAddress = addressOf(mapping);
-    this.ram = new Uint8Array(viewAt(this.#ramAddress, FAKE_RAM_SIZE));
+    if (options.mappedRam === true) {
+      const mapping = mmap(FAKE_RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
+      if (mapping === null) throw new Error('fake target: cannot map its RAM');
+      this.#ramAddress = addressOf(mapping);
+      this.ram = new Uint8Array(viewAt(this.#ramAddress, FAKE_RAM_SIZE));
+      unmapWhenCollected.register(this.ram.buffer, mapping);
+    } else {
+      this.#ramAddress = null;
+      this.ram = new Uint8Array(FAKE_RAM_SIZE);
+    }
     this.vcpus = Array.from({ length: vcpuCount }, (_, i) => ({
       regs: { ...zeroRegs(), rip: 0x1000n + BigInt(i), rax: BigInt(i) },
       sregs: longModeSregs(0x8000n),
@@ -119,7 +130,7 @@ export class FakeTarget implements IntrospectionTarget {
   }
 
   ramMapping(): Array<{ gpa: number; size: number; hostAddress: bigint }> {
-    return [{ gpa: 0, size: FAKE_RAM_SIZE, hostAddress: this.#ramAddress }];
+    return this.#ramAddress === null ? [] : [{ gpa: 0, size: FAKE_RAM_SIZE, hostAddress: this.#ramAddress }];
   }
 
   writePhysical(gpa: bigint, data: Uint8Array): boolean {
