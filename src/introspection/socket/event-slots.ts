@@ -26,9 +26,13 @@ import type { DialectName, KvmiAction } from '../wire/ids.js';
 export const WANT_BREAKPOINT = 1;
 export const WANT_SINGLESTEP = 2;
 
+/**
+ * A slot word: free, the session's, or the sequence number of the vCPU's own event (never 0
+ * or ~0), so that a claim publishes which event it is and an answer frees exactly that event
+ * in one compare-and-swap, whatever happened between.
+ */
 const SLOT_FREE = 0;
-const SLOT_SESSION = 1;
-const SLOT_DIRECT = 2;
+const SLOT_SESSION = -1;
 
 // Global words.
 const LOCK = 0;
@@ -46,13 +50,12 @@ const DIALECT_NAMES: readonly DialectName[] = ['v7', 'rfc-v5'];
 // Per-vCPU words.
 const WANT = 0;
 const SLOT = 1;
-const SEQ = 2;
 /** The dialect's number of the event in the slot. */
-const EVENT = 3;
+const EVENT = 2;
 /** The answer for the vCPU: 0 none, else 1 + the KVMI action number. */
-const REPLY = 4;
+const REPLY = 3;
 /** Events the session has queued for this vCPU: the reply must go through the session then. */
-const QUEUED = 5;
+const QUEUED = 4;
 const VCPU_WORDS = 8;
 
 const ACTIONS: readonly KvmiAction[] = ['continue', 'retry', 'crash'];
@@ -98,7 +101,7 @@ export class EventSlots {
   nextSeq(): number {
     for (;;) {
       const seq = Atomics.add(this.#w, NEXT_SEQ, 1) >>> 0;
-      if (seq !== 0) return seq;
+      if (seq !== 0 && (seq | 0) !== SLOT_SESSION) return seq;
     }
   }
 
@@ -171,8 +174,10 @@ export class EventSlots {
 
   /** The vCPU's own outstanding event: its sequence number and the dialect's event number. */
   direct(vcpu: number): { seq: number; event: number } | undefined {
-    if (vcpu >= this.vcpuCount || Atomics.load(this.#w, this.#at(vcpu, SLOT)) !== SLOT_DIRECT) return undefined;
-    return { seq: Atomics.load(this.#w, this.#at(vcpu, SEQ)) >>> 0, event: Atomics.load(this.#w, this.#at(vcpu, EVENT)) };
+    if (vcpu >= this.vcpuCount) return undefined;
+    const slot = Atomics.load(this.#w, this.#at(vcpu, SLOT));
+    if (slot === SLOT_FREE || slot === SLOT_SESSION) return undefined;
+    return { seq: slot >>> 0, event: Atomics.load(this.#w, this.#at(vcpu, EVENT)) };
   }
 
   /**
@@ -181,9 +186,10 @@ export class EventSlots {
    * event the session queued meanwhile can go out now.
    */
   answer(vcpu: number, seq: number, action: KvmiAction): boolean {
-    if (this.direct(vcpu)?.seq !== seq >>> 0) return false;
+    if (vcpu >= this.vcpuCount || seq === 0 || (seq | 0) === SLOT_SESSION) return false;
+    if (Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), seq | 0, SLOT_FREE) !== (seq | 0)) return false;
+    // The vCPU waits for this word: it cannot claim the freed slot before seeing it.
     Atomics.store(this.#w, this.#at(vcpu, REPLY), 1 + ACTIONS.indexOf(action));
-    if (Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), SLOT_DIRECT, SLOT_FREE) !== SLOT_DIRECT) return false;
     const bell = this.#doorbells[vcpu];
     const index = this.#doorbellIndex[vcpu];
     if (bell !== undefined && index !== undefined) {
@@ -204,15 +210,15 @@ export class EventSlots {
     if ((Atomics.load(this.#w, this.#at(vcpu, WANT)) & want) === 0 || Atomics.load(this.#w, OPEN) !== 1) return false;
     // Cleared before the claim: an answer given right after the claim must survive.
     Atomics.store(this.#w, this.#at(vcpu, REPLY), 0);
-    if (Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), SLOT_FREE, SLOT_DIRECT) !== SLOT_FREE) return false;
     const seq = this.nextSeq();
-    Atomics.store(this.#w, this.#at(vcpu, SEQ), seq | 0);
+    if (Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), SLOT_FREE, seq | 0) !== SLOT_FREE) return false;
+    // Read by whoever matches the tool's reply, which cannot come before the message below.
     Atomics.store(this.#w, this.#at(vcpu, EVENT), event);
     let bytes: Uint8Array;
     try {
       bytes = message(seq);
     } catch {
-      Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), SLOT_DIRECT, SLOT_FREE);
+      Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), seq | 0, SLOT_FREE);
       return false;
     }
     let sent = -1;
@@ -231,7 +237,7 @@ export class EventSlots {
     }
     if (sent > 0) return true;
     // Not sent (EAGAIN, a socket closing): the slot is free again and the event goes the slow way.
-    Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), SLOT_DIRECT, SLOT_FREE);
+    Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), seq | 0, SLOT_FREE);
     return false;
   }
 
