@@ -136,7 +136,10 @@ export class IntrospectionLink {
         onDirectAnswered: (vcpu) => session.directAnswered(vcpu),
         onFrames: (frames) => session.receiveFrames(frames),
         onViolation: (message) => session.framingError(message),
-        onPeerClosed: () => session.peerClosed(),
+        onPeerClosed: (error) => {
+          if (error !== undefined) this.#log('warning', `introspection ${this.#config.id}: ${error}`);
+          session.peerClosed();
+        },
       });
       handedOver = true;
       const session = new KvmiSession(this.#target, thread, {

@@ -306,7 +306,9 @@ function sendDirect(event: IntrospectionExit): boolean {
   }
   const s = slots;
   const d = s.dialect;
-  return s.trySend(data.index, want, directEventId(d, e.event), (seq) => {
+  const id = directEventId(d, e.event);
+  if (id === undefined) return false;
+  return s.trySend(data.index, want, id, (seq) => {
     const block = eventState();
     if (block === null) throw new Error('no state');
     return directEventMessage(d, seq, data.index, e, block);

@@ -18,11 +18,9 @@ export type DirectEvent =
 /** The MSRs a direct event's state block must hold, in this order (the session's event MSRs). */
 export const DIRECT_EVENT_MSRS: readonly number[] = EVENT_MSR_NAMES.map((n) => EVENT_MSRS[n]);
 
-/** The dialect's number for the event. */
-export function directEventId(d: DialectName, e: DirectEvent['event']): number {
-  const id = dialect(d).eventId(e);
-  if (id === undefined) throw new Error(`the ${d} dialect has no ${e} event`);
-  return id;
+/** The dialect's number for the event; undefined when the dialect has none (RFC v5: no SINGLESTEP). */
+export function directEventId(d: DialectName, e: DirectEvent['event']): number | undefined {
+  return dialect(d).eventId(e);
 }
 
 // Offsets in the state block: kvm_regs, kvm_sregs, struct kvm_msrs.
@@ -62,7 +60,9 @@ export function directEventMessage(d: DialectName, seq: number, vcpu: number, e:
   const c = KVMI_HEADER_SIZE;
   v.setUint16(c, KVMI_EVENT_COMMON_SIZE, true);
   v.setUint16(c + 2, vcpu, true);
-  v.setUint8(c + 4, directEventId(d, e.event));
+  const id = directEventId(d, e.event);
+  if (id === undefined) throw new Error(`the ${d} dialect has no ${e.event} event`);
+  v.setUint8(c + 4, id);
   v.setUint8(c + 8, mode(src));
   out.set(block.subarray(0, KVM_REGS_SIZE + KVM_SREGS_SIZE), c + 16);
   const msrs = c + 16 + KVM_REGS_SIZE + KVM_SREGS_SIZE;

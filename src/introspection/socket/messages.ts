@@ -41,7 +41,7 @@ export type FromSocketThread =
   | { type: 'frames'; frames: Frame[] }
   /** The byte stream broke the framing rules; nothing more is read. */
   | { type: 'violation'; message: string }
-  /** The tool closed the connection, or it failed. */
-  | { type: 'peer-closed'; reason: string }
+  /** The tool closed the connection, or it failed (`error`: how). */
+  | { type: 'peer-closed'; error?: string }
   /** A vCPU's own event was answered here while the session had events queued for that vCPU. */
   | { type: 'direct-answered'; vcpu: number };

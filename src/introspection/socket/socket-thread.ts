@@ -27,8 +27,8 @@ export interface SocketThreadOptions {
   onFrames(frames: Frame[]): void;
   /** The input broke the framing rules. */
   onViolation(message: string): void;
-  /** The tool is gone (or the thread failed): called once. */
-  onPeerClosed(reason: string): void;
+  /** The tool is gone: called once; `error` when it was not a plain close (the socket or the thread failed). */
+  onPeerClosed(error?: string): void;
 }
 
 const ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
@@ -38,6 +38,7 @@ export class KvmiSocketThread implements SessionTransport {
   readonly #port: MessagePort;
   readonly #wakeFd: number;
   #closed = false;
+  #closing = false;
   #peerClosed = false;
   /** Resolves when the thread has ended and the socket is closed. */
   readonly ended: Promise<void>;
@@ -57,10 +58,10 @@ export class KvmiSocketThread implements SessionTransport {
       workerData: data, transferList: [port2], name: 'kvmi-socket',
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64, stackSizeMb: 1 },
     });
-    const peerClosed = (reason: string): void => {
+    const peerClosed = (error?: string): void => {
       if (this.#peerClosed) return;
       this.#peerClosed = true;
-      options.onPeerClosed(reason);
+      options.onPeerClosed(error);
     };
     port1.on('message', (m: FromSocketThread) => {
       switch (m.type) {
@@ -71,7 +72,7 @@ export class KvmiSocketThread implements SessionTransport {
           options.onViolation(m.message);
           break;
         case 'peer-closed':
-          peerClosed(m.reason);
+          peerClosed(m.error);
           break;
         case 'direct-answered':
           options.onDirectAnswered?.(m.vcpu);
@@ -85,7 +86,7 @@ export class KvmiSocketThread implements SessionTransport {
         port1.close();
         close(this.#wakeFd);
         // A thread that ends before it was told to has lost the connection.
-        peerClosed('the socket thread ended');
+        peerClosed(this.#closing ? undefined : 'the socket thread ended');
         resolve();
       });
     });
@@ -106,6 +107,7 @@ export class KvmiSocketThread implements SessionTransport {
   }
 
   close(): void {
+    this.#closing = true;
     this.#post({ type: 'close' });
   }
 }

@@ -88,14 +88,15 @@ function enqueue(bytes: Uint8Array): void {
   queuedBytes += bytes.length;
 }
 
-function lost(reason: string): void {
+/** The connection is gone: `error` says why when the tool did not simply close it. */
+function lost(error?: string): void {
   if (peerGone) return;
   peerGone = true;
   queue.length = 0;
   queuedBytes = 0;
   sentOfFirst = 0;
   pollView.setInt32(0, -1, true); // poll() skips a negative fd
-  post({ type: 'peer-closed', reason });
+  post({ type: 'peer-closed', ...(error !== undefined ? { error } : {}) });
 }
 
 /**
@@ -221,7 +222,7 @@ function readSocket(): void {
       continue;
     }
     if (n === 0) {
-      lost('the tool closed the connection');
+      lost();
       return;
     }
     const e = errno();

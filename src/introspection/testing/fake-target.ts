@@ -171,7 +171,8 @@ export class FakeTarget implements IntrospectionTarget {
     const block = stateBlock(encodeRegs(v.regs), encodeSregs(v.sregs), encodeMsrs(msrs), msrs.length);
     const d = this.eventSlots.dialect;
     const want = e.event === 'BREAKPOINT' ? WANT_BREAKPOINT : WANT_SINGLESTEP;
-    if (!this.eventSlots.trySend(vcpu, want, directEventId(d, e.event), (seq) => directEventMessage(d, seq, vcpu, e, block))) return undefined;
+    const id = directEventId(d, e.event);
+    if (id === undefined || !this.eventSlots.trySend(vcpu, want, id, (seq) => directEventMessage(d, seq, vcpu, e, block))) return undefined;
     return (async () => {
       for (;;) {
         const bell = Atomics.load(this.#doorbells, vcpu);
