@@ -1,14 +1,16 @@
 /**
  * The KVMI socket thread: owns the tool's socket, reads and writes it with plain syscalls
  * around one poll(), and cuts the input into frames. A READ_PHYSICAL that nothing before it
- * is still waiting on is answered here, straight from guest RAM; every other frame goes to
- * the session on the main thread, in order, and the session's messages come back here to be
- * written. Node's event loop is not on the path of a read: one wake-up of this thread per
- * request, as in a C VMM.
+ * is still waiting on is answered here, straight from guest RAM, and the reply to a vCPU's
+ * own event (event-slots.ts) wakes that vCPU from here; every other frame goes to the session
+ * on the main thread, in order, and the session's messages come back here to be written.
+ * Node's event loop is not on the path of a read or an event: one wake-up of this thread per
+ * message, as in a C VMM.
  *
- * Order: a READ_PHYSICAL is answered here only when the session has handled every frame
- * forwarded before it (so a WRITE_PHYSICAL before it has landed, and replies are known to be
- * on). Bounds: reading stops while 256 frames wait for the session or 4 MiB wait for the tool.
+ * Order: a frame is settled here only when the session has handled every frame forwarded
+ * before it (so a WRITE_PHYSICAL or SET_REGISTERS before it has landed, and replies are known
+ * to be on). Bounds: reading stops while 256 frames wait for the session or 4 MiB wait for
+ * the tool.
  */
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 
