@@ -300,6 +300,26 @@ test('a vCPU\'s own events: sent only when enabled, answered without the session
   assert.deepEqual(t.crashed, [1], 'CRASH stops the guest');
 });
 
+test('two vCPUs with their own events out at once: each answer reaches its vCPU, in any order', async () => {
+  await using r = await rig();
+  const vm = await within(r.listener.accept());
+  const next = eventsOf(vm);
+  await vm.controlEvents(0, 'BREAKPOINT', true);
+  await vm.controlEvents(1, 'BREAKPOINT', true);
+  const a = r.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 });
+  const b = r.target.sendOwnEvent(1, { event: 'BREAKPOINT', gpa: 0x2000n, insnLength: 1 });
+  assert.ok(a !== undefined && b !== undefined);
+  const e1 = await next();
+  const e2 = await next();
+  const byVcpu = new Map([[e1.vcpu, e1], [e2.vcpu, e2]]);
+  const second = byVcpu.get(1);
+  assert.ok(second?.event === 'BREAKPOINT' && second.data.gpa === 0x2000n);
+  await byVcpu.get(1)!.reply('retry');
+  assert.equal(await within(b), 'retry');
+  await byVcpu.get(0)!.reply('continue');
+  assert.equal(await within(a), 'continue');
+});
+
 test('a vCPU\'s own event is released with CONTINUE when the tool leaves', async () => {
   await using r = await rig();
   const vm = await within(r.listener.accept());
