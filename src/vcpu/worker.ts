@@ -3,6 +3,7 @@
  * machine's devices. Everything that concerns the whole machine (reset, shutdown, errors)
  * is reported to the main thread, and the vCPU pauses itself until told what next.
  */
+import { availableParallelism } from 'node:os';
 import { receiveMessageOnPort, workerData, parentPort, type MessagePort } from 'node:worker_threads';
 import { setLapicLint } from '../arch/x86/lapic.js';
 import { codeWindow, DUMP_CODE_BYTES_TOTAL } from '../arch/x86/register-dump.js';
@@ -315,6 +316,28 @@ function sendDirect(event: IntrospectionExit): boolean {
   });
 }
 
+/**
+ * Waiting for the answer to the vCPU's own event: a wake-up from another CPU costs tens of µs
+ * on a PVM host, more than a fast tool takes to answer. So, as QEMU's iothreads poll before
+ * they sleep (poll-max-ns), the thread watches its doorbell for up to REPLY_SPIN_MAX_US first,
+ * as long as answers of late have come quickly (REPLY_SPIN_UNTIL_US on average).
+ * A slow tool stops the spinning; on one CPU there is none (it would keep the tool off it).
+ */
+const REPLY_SPIN_MAX_US = 100;
+/** Answers slower than this on average (a tool that thinks, or a host that is busy): no spinning. */
+const REPLY_SPIN_UNTIL_US = 250;
+const spinForReplies = availableParallelism() > 1;
+/** How long answers took of late, µs (a moving average). */
+let replyUs = 0;
+
+/** Watches the doorbell for up to the spin window; true if it rang meanwhile. */
+function spinForReply(bell: number): boolean {
+  if (!spinForReplies || replyUs >= REPLY_SPIN_UNTIL_US) return false;
+  const until = performance.now() + REPLY_SPIN_MAX_US / 1000;
+  while (performance.now() < until) if (Atomics.load(ctl, C.DOORBELL) !== bell) return true;
+  return false;
+}
+
 /** Set while this vCPU waits for the reply to its introspection event. */
 let awaitingReply = false;
 let eventReply: { action: 'continue' | 'retry' | 'crash'; newValue?: bigint } | null = null;
@@ -331,6 +354,7 @@ function awaitReply(event: IntrospectionExit): { action: 'continue' | 'retry' | 
   Atomics.notify(ctl, C.STATE);
   serveCommands(); // settings that arrived while the vCPU ran (event MSRs, slots) count for this event
   const direct = sendDirect(event);
+  const sent = performance.now();
   if (!direct) post({ type: 'introspection', event, state: eventState() });
   try {
     for (;;) {
@@ -338,10 +362,14 @@ function awaitReply(event: IntrospectionExit): { action: 'continue' | 'retry' | 
       serveCommands();
       if (direct && eventReply === null) {
         const action = slots?.takeAnswer(data.index) ?? null;
-        if (action !== null) eventReply = { action };
+        if (action !== null) {
+          eventReply = { action };
+          replyUs = 0.75 * replyUs + 0.25 * (performance.now() - sent) * 1000;
+        }
       }
       if (eventReply !== null) break;
       if (Atomics.load(ctl, C.REQ) === C.QUIT) return null;
+      if (direct && spinForReply(bell)) continue;
       Atomics.wait(ctl, C.DOORBELL, bell);
     }
   } finally {
