@@ -19,7 +19,8 @@ import type { KvmiCommand, KvmiEventName } from './wire/ids.js';
 import type { Regs } from '../hypervisor/x86-state.js';
 import type { IntrospectionExit, IntrospectionState } from '../vcpu/messages.js';
 import type {
-  CpuidLeaf, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, TargetEvent, TargetEventSink, VcpuRegisters,
+  CpuidLeaf, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, RamMapping, TargetEvent, TargetEventSink,
+  VcpuRegisters,
 } from './target.js';
 import { decodeStateBlock } from '../kvm/state-block.js';
 import { EventSlots } from './socket/event-slots.js';
@@ -183,7 +184,7 @@ export class MachineTarget implements IntrospectionTarget {
     return r === undefined ? undefined : this.#machine.memory.read(r.gpa, r.length);
   }
 
-  ramMapping(): Array<{ gpa: number; size: number; hostAddress: bigint }> {
+  ramMapping(): RamMapping[] {
     return this.#machine.memory.regions.map((r) => ({ gpa: r.gpa, size: r.size, hostAddress: r.hostAddress }));
   }
 

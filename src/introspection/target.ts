@@ -36,6 +36,13 @@ export interface VcpuRegisters {
   msrs: MsrValue[];
 }
 
+/** A region of guest RAM and where this process maps it. */
+export interface RamMapping {
+  readonly gpa: number;
+  readonly size: number;
+  readonly hostAddress: bigint;
+}
+
 export interface ExceptionInjection {
   vector: number;
   /** Whether the vector pushes an error code (#DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX). */
@@ -157,7 +164,7 @@ export interface IntrospectionTarget {
    * Guest RAM as mapped in this process (host addresses), for the socket thread to answer
    * READ_PHYSICAL from directly; absent or empty: every read goes through `readPhysical`.
    */
-  ramMapping?(): ReadonlyArray<{ gpa: number; size: number; hostAddress: bigint }>;
+  ramMapping?(): readonly RamMapping[];
   /** Writes guest RAM (write protection does not apply to the VMM); false when not RAM. */
   writePhysical(gpa: bigint, data: Uint8Array): boolean;
   /** The memory region holding `gpa`, or undefined when nothing is mapped there. */

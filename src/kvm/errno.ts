@@ -9,8 +9,6 @@ const NAMES: Record<number, string> = {
 export const EINTR = 4;
 export const EAGAIN = 11;
 export const EFAULT = 14;
-export const EPIPE = 32;
-export const ECONNRESET = 104;
 export const EHWPOISON = 133;
 
 export function errnoName(e: number): string {

@@ -32,8 +32,8 @@ import { ExitDecoder, type VcpuExit } from './exit.js';
 import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './handle-exit.js';
 import type { IntrospectionExit, IntrospectionState, VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
 import { NO_REPLY } from './messages.js';
-import { directEventId, directEventMessage, type DirectEvent } from '../introspection/socket/direct-event.js';
-import { EventSlots, WANT_BREAKPOINT, WANT_SINGLESTEP } from '../introspection/socket/event-slots.js';
+import { sendDirectEvent } from '../introspection/socket/direct-event.js';
+import { EventSlots } from '../introspection/socket/event-slots.js';
 
 const data = workerData as VcpuWorkerData;
 
@@ -294,26 +294,11 @@ let slots: EventSlots | null = null;
  */
 function sendDirect(event: IntrospectionExit): boolean {
   if (slots === null) return false;
-  let e: DirectEvent;
-  let want: number;
   if (event.kind === 'breakpoint' && event.gpa !== undefined) {
-    e = { event: 'BREAKPOINT', gpa: event.gpa, insnLength: event.insnLength };
-    want = WANT_BREAKPOINT;
-  } else if (event.kind === 'singlestep') {
-    e = { event: 'SINGLESTEP', failed: event.failed };
-    want = WANT_SINGLESTEP;
-  } else {
-    return false;
+    return sendDirectEvent(slots, data.index, { event: 'BREAKPOINT', gpa: event.gpa, insnLength: event.insnLength }, eventState);
   }
-  const s = slots;
-  const d = s.dialect;
-  const id = directEventId(d, e.event);
-  if (id === undefined) return false;
-  return s.trySend(data.index, want, id, (seq) => {
-    const block = eventState();
-    if (block === null) throw new Error('no state');
-    return directEventMessage(d, seq, data.index, e, block);
-  });
+  if (event.kind === 'singlestep') return sendDirectEvent(slots, data.index, { event: 'SINGLESTEP', failed: event.failed }, eventState);
+  return false;
 }
 
 /**

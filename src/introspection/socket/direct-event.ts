@@ -10,6 +10,7 @@ import { eventDataSize } from '../wire/events.js';
 import { KVMI_HEADER_SIZE } from '../wire/header.js';
 import { dialect, type DialectName } from '../wire/ids.js';
 import { EVENT_MSR_NAMES, EVENT_MSRS, KVMI_EVENT_COMMON_SIZE } from '../wire/vcpu-state.js';
+import { WANT_BREAKPOINT, WANT_SINGLESTEP, type EventSlots } from './event-slots.js';
 
 export type DirectEvent =
   | { event: 'BREAKPOINT'; gpa: bigint; insnLength: number }
@@ -19,8 +20,24 @@ export type DirectEvent =
 export const DIRECT_EVENT_MSRS: readonly number[] = EVENT_MSR_NAMES.map((n) => EVENT_MSRS[n]);
 
 /** The dialect's number for the event; undefined when the dialect has none (RFC v5: no SINGLESTEP). */
-export function directEventId(d: DialectName, e: DirectEvent['event']): number | undefined {
+function directEventId(d: DialectName, e: DirectEvent['event']): number | undefined {
   return dialect(d).eventId(e);
+}
+
+/**
+ * What a vCPU thread does with a breakpoint or single step: sends it to the tool itself when
+ * the slots allow it, reading its state (`state`, a state block) only then. False: the event
+ * must go through the session.
+ */
+export function sendDirectEvent(slots: EventSlots, vcpu: number, e: DirectEvent, state: () => Uint8Array | null): boolean {
+  const d = slots.dialect;
+  const id = directEventId(d, e.event);
+  if (id === undefined) return false;
+  return slots.trySend(vcpu, e.event === 'BREAKPOINT' ? WANT_BREAKPOINT : WANT_SINGLESTEP, id, (seq) => {
+    const block = state();
+    if (block === null) throw new Error('no state');
+    return directEventMessage(d, seq, vcpu, e, block);
+  });
 }
 
 // Offsets in the state block: kvm_regs, kvm_sregs, struct kvm_msrs.

@@ -71,8 +71,8 @@ export class EventSlots {
   /** What wakes each vCPU when this instance answers it (empty in the vCPU threads). */
   readonly doorbells: readonly Doorbell[];
   readonly #w: Int32Array;
-  readonly #doorbells: Int32Array[];
-  readonly #doorbellIndex: number[];
+  /** `doorbells` as words to ring. */
+  readonly #bells: ReadonlyArray<{ word: Int32Array; index: number }>;
 
   /** New slots for `vcpuCount` vCPUs; `doorbells[i]` wakes vCPU i when its answer is in. */
   static create(vcpuCount: number, doorbells: readonly Doorbell[]): EventSlots {
@@ -84,8 +84,7 @@ export class EventSlots {
     this.buffer = buffer;
     this.doorbells = [...doorbells];
     this.#w = new Int32Array(buffer);
-    this.#doorbells = doorbells.map((d) => new Int32Array(d.buffer));
-    this.#doorbellIndex = doorbells.map((d) => d.index);
+    this.#bells = doorbells.map((d) => ({ word: new Int32Array(d.buffer), index: d.index }));
   }
 
   get vcpuCount(): number {
@@ -190,11 +189,10 @@ export class EventSlots {
     if (Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), seq | 0, SLOT_FREE) !== (seq | 0)) return false;
     // The vCPU waits for this word: it cannot claim the freed slot before seeing it.
     Atomics.store(this.#w, this.#at(vcpu, REPLY), 1 + ACTIONS.indexOf(action));
-    const bell = this.#doorbells[vcpu];
-    const index = this.#doorbellIndex[vcpu];
-    if (bell !== undefined && index !== undefined) {
-      Atomics.add(bell, index, 1);
-      Atomics.notify(bell, index);
+    const bell = this.#bells[vcpu];
+    if (bell !== undefined) {
+      Atomics.add(bell.word, bell.index, 1);
+      Atomics.notify(bell.word, bell.index);
     }
     return true;
   }

@@ -2,14 +2,8 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Frame } from '../wire/header.js';
 import type { DialectName } from '../wire/ids.js';
+import type { RamMapping } from '../target.js';
 import type { Doorbell } from './event-slots.js';
-
-/** Guest RAM as the VMM maps it: the socket thread answers READ_PHYSICAL from it directly. */
-export interface RamMapping {
-  readonly gpa: number;
-  readonly size: number;
-  readonly hostAddress: bigint;
-}
 
 export interface SocketWorkerData {
   /** The connected socket; the thread closes it when it ends. */
@@ -20,7 +14,7 @@ export interface SocketWorkerData {
   readonly dialect: DialectName;
   /** Bytes the tool sent before the thread started (right after its handshake). */
   readonly initial: Uint8Array;
-  /** Empty: every READ_PHYSICAL goes to the session. */
+  /** Guest RAM the thread answers READ_PHYSICAL from; empty: every read goes to the session. */
   readonly ram: readonly RamMapping[];
   /** The target's event slots (event-slots.ts): vCPUs write their own events, replies are routed here. */
   readonly slots: { readonly buffer: SharedArrayBuffer; readonly doorbells: readonly Doorbell[] } | null;

@@ -116,10 +116,10 @@ test('a READ_PHYSICAL right behind a WRITE_PHYSICAL in one write sees the writte
   }
 });
 
-test('replies written straight from guest RAM survive a full socket: every byte arrives, in order', async () => {
+test('replies written straight from guest RAM, then queued behind a full socket: every byte arrives, in order', async () => {
   await using t = await rawTool();
   for (let i = 0; i < FAKE_RAM_SIZE; i++) t.target.ram[i] = (i * 7 + (i >> 12)) & 0xff;
-  t.socket.pause(); // the socket fills: writes are cut short and the rest queued
+  t.socket.pause(); // the socket fills: writes are refused (EAGAIN) and the replies queued as copies
   const n = 300;
   const reads: Uint8Array[] = [];
   for (let i = 0; i < n; i++) reads.push(readPhysical((i * 4096) % (FAKE_RAM_SIZE - 8192), KVMI_MAX_REPLY_DATA));

@@ -11,7 +11,8 @@ import type { SessionTransport } from '../session.js';
 import type { Frame } from '../wire/header.js';
 import type { DialectName } from '../wire/ids.js';
 import type { EventSlots } from './event-slots.js';
-import type { FromSocketThread, RamMapping, SocketWorkerData, ToSocketThread } from './messages.js';
+import type { RamMapping } from '../target.js';
+import type { FromSocketThread, SocketWorkerData, ToSocketThread } from './messages.js';
 
 export interface SocketThreadOptions {
   dialect: DialectName;

@@ -161,22 +161,9 @@ function writeFromRam(f: Frame, address: bigint, bytes: Uint8Array): boolean {
     lost(`writev: ${errnoName(e)}`);
     return true;
   }
-  const total = REPLY_HEAD + bytes.length;
-  if (n < total) {
-    // The socket took part of it: the rest goes first in the queue, as a copy.
-    const rest = new Uint8Array(total - n);
-    const head = new Uint8Array(scratchView.buffer, 0, REPLY_HEAD);
-    if (n < REPLY_HEAD) {
-      rest.set(head.subarray(n));
-      rest.set(bytes, REPLY_HEAD - n);
-    } else {
-      rest.set(bytes.subarray(n - REPLY_HEAD));
-    }
-    enqueue(rest);
-    slots?.lock();
-    slots?.setBacklog(true);
-    slots?.unlock();
-  }
+  // A unix stream socket takes a message this small whole or not at all; part of one would
+  // leave the stream broken, so the connection ends (as for a vCPU's own event).
+  if (n < REPLY_HEAD + bytes.length) lost(`writev: ${n} of ${REPLY_HEAD + bytes.length} bytes`);
   return true;
 }
 
@@ -308,7 +295,7 @@ function run(): void {
     pollView.setInt16(14, 0, true);
     const idle = performance.now();
     let n = 0;
-    if (spinning && reading && closeBy === 0 && gapUs < SPIN_UNTIL_US) {
+    if (spinning && reading && gapUs < SPIN_UNTIL_US) {
       const until = idle + SPIN_US / 1000;
       do n = poll(pollfds, 2, 0); while (n === 0 && performance.now() < until);
     }

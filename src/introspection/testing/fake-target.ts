@@ -5,7 +5,7 @@
  */
 import { zeroRegs, type Regs, type Sregs } from '../../hypervisor/x86-state.js';
 import type {
-  CpuidLeaf, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, TargetEvent, TargetEventSink,
+  CpuidLeaf, RamMapping, ExceptionInjection, IntrospectionTarget, KvmiAction, PhysicalRange, TargetEvent, TargetEventSink,
   VcpuRegisters,
 } from '../target.js';
 import {
@@ -13,8 +13,8 @@ import {
 } from '../../kvm/libc.js';
 import { stateBlock } from '../../kvm/state-block.js';
 import { encodeMsrs, encodeRegs, encodeSregs } from '../../kvm/structs.js';
-import { DIRECT_EVENT_MSRS, directEventId, directEventMessage, type DirectEvent } from '../socket/direct-event.js';
-import { EventSlots, WANT_BREAKPOINT, WANT_SINGLESTEP } from '../socket/event-slots.js';
+import { DIRECT_EVENT_MSRS, sendDirectEvent, type DirectEvent } from '../socket/direct-event.js';
+import { EventSlots } from '../socket/event-slots.js';
 import { KvmiError } from '../wire/errors.js';
 import { zeroSnapshot } from '../wire/vcpu-state.js';
 
@@ -129,7 +129,7 @@ export class FakeTarget implements IntrospectionTarget {
     return this.ram.slice(Number(gpa), Number(gpa) + size);
   }
 
-  ramMapping(): Array<{ gpa: number; size: number; hostAddress: bigint }> {
+  ramMapping(): RamMapping[] {
     return this.#ramAddress === null ? [] : [{ gpa: 0, size: FAKE_RAM_SIZE, hostAddress: this.#ramAddress }];
   }
 
@@ -169,10 +169,7 @@ export class FakeTarget implements IntrospectionTarget {
     const v = this.#vcpu(vcpu);
     const msrs = DIRECT_EVENT_MSRS.map((index) => ({ index, data: v.msrs.get(index) ?? 0n }));
     const block = stateBlock(encodeRegs(v.regs), encodeSregs(v.sregs), encodeMsrs(msrs), msrs.length);
-    const d = this.eventSlots.dialect;
-    const want = e.event === 'BREAKPOINT' ? WANT_BREAKPOINT : WANT_SINGLESTEP;
-    const id = directEventId(d, e.event);
-    if (id === undefined || !this.eventSlots.trySend(vcpu, want, id, (seq) => directEventMessage(d, seq, vcpu, e, block))) return undefined;
+    if (!sendDirectEvent(this.eventSlots, vcpu, e, () => block)) return undefined;
     return (async () => {
       for (;;) {
         const bell = Atomics.load(this.#doorbells, vcpu);
