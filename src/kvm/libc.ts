@@ -33,6 +33,8 @@ export const sigtimedwait = libc.func('int sigtimedwait(void *set, void *info, v
 export const socket = libc.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number;
 export const connect = libc.func('int connect(int fd, void *addr, int len)') as (fd: number, addr: Uint8Array, len: number) => number;
 export const dup = libc.func('int dup(int fd)') as (fd: number) => number;
+/** fcntl with an int argument (F_DUPFD_CLOEXEC); glibc's x86-64 fcntl takes it in a register either way. */
+export const fcntlInt = libc.func('fcntl', 'int', ['int', 'int', 'int']) as (fd: number, cmd: number, arg: number) => number;
 export const read = libc.func('long read(int fd, void *buf, unsigned long count)') as (fd: number, buf: Uint8Array, count: number) => number;
 export const send = libc.func('long send(int fd, void *buf, unsigned long count, int flags)') as
   (fd: number, buf: Uint8Array, count: number, flags: number) => number;
@@ -43,6 +45,27 @@ export const writevAt = libc.func('writev', 'long', ['int', 'uint64_t', 'int']) 
 export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Uint8Array, nfds: number, timeout: number) => number;
 export const eventfd = libc.func('int eventfd(unsigned int initval, int flags)') as (initval: number, flags: number) => number;
 export const shutdown = libc.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number;
+export const recv = libc.func('long recv(int fd, void *buf, unsigned long count, int flags)') as
+  (fd: number, buf: Uint8Array, count: number, flags: number) => number;
+export const epollCreate1 = libc.func('int epoll_create1(int flags)') as (flags: number) => number;
+/** epoll_ctl(epfd, op, fd, event): struct epoll_event is packed, {u32 events; u64 data}, 12 bytes. */
+export const epollCtl = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as
+  (epfd: number, op: number, fd: number, event: Uint8Array | null) => number;
+export const epollWait = libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as
+  (epfd: number, events: Uint8Array, maxevents: number, timeout: number) => number;
+
+/**
+ * futex(2) through glibc's syscall(), whose x86-64 version only moves registers, so it is
+ * declared with fixed arguments: (SYS_futex, address, op, value, timeout).
+ */
+const futexRaw = libc.func('syscall', 'long', ['long', 'uint64_t', 'int', 'int', 'void *']) as
+  (nr: number, address: bigint, op: number, value: number, timeout: Uint8Array | null) => number;
+const SYS_futex = 202;
+const FUTEX_WAIT_PRIVATE = 128;
+const FUTEX_WAKE_PRIVATE = 129;
+/** memmove(p, p, 0) returns p: here, the address koffi passes for a typed array. */
+const identity = libc.func('memmove', 'uint64_t', ['void *', 'void *', 'size_t']) as
+  (dst: Int32Array, src: Int32Array, n: number) => number | bigint;
 
 export const O_RDWR = 2;
 export const O_CLOEXEC = 0o2000000;
@@ -67,6 +90,17 @@ export const POLLOUT = 0x004;
 export const POLLERR = 0x008;
 export const POLLHUP = 0x010;
 export const SHUT_RDWR = 2;
+export const F_DUPFD_CLOEXEC = 1030;
+export const MSG_PEEK = 0x2;
+export const MSG_DONTWAIT = 0x40;
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_MOD = 3;
+export const EPOLLIN = 0x001;
+export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+export const EPOLL_EVENT_SIZE = 12;
 
 /** The opaque pointer koffi returns for a `void *`. */
 export type Pointer = object;
@@ -100,6 +134,38 @@ export function addressOf(p: Pointer): bigint {
 /** An ArrayBuffer over host memory at `address` (from any thread of the process). */
 export function viewAt(address: bigint, len: number): ArrayBuffer {
   return koffi.view(address, len);
+}
+
+/**
+ * The address of element `index` of a SharedArrayBuffer's Int32Array. koffi hands C the
+ * typed array's own memory, and a SharedArrayBuffer's memory never moves.
+ */
+export function addressOfWord(words: Int32Array, index: number): bigint {
+  if (!(words.buffer instanceof SharedArrayBuffer)) throw new TypeError('only shared memory has a fixed address');
+  return BigInt(identity(words, words, 0)) + BigInt(index * 4);
+}
+
+/**
+ * Sleeps while the 32-bit word at `address` holds `expected` (FUTEX_WAIT), at most `timeout`
+ * (a struct timespec, relative) when given. Returns 0 when woken, -1 with errno set otherwise
+ * (EAGAIN: the word had changed; ETIMEDOUT; EINTR).
+ */
+export function futexWait(address: bigint, expected: number, timeout: Uint8Array | null): number {
+  return futexRaw(SYS_futex, address, FUTEX_WAIT_PRIVATE, expected, timeout);
+}
+
+/** Wakes up to `count` threads sleeping in futexWait on `address`; returns how many. */
+export function futexWake(address: bigint, count: number): number {
+  return futexRaw(SYS_futex, address, FUTEX_WAKE_PRIVATE, count, null);
+}
+
+/** A struct timespec (relative timeouts for futexWait and sigtimedwait). */
+export function timespec(ms: number): Uint8Array {
+  const t = new Uint8Array(16);
+  const v = new DataView(t.buffer);
+  v.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true);
+  v.setBigInt64(8, BigInt(Math.floor((ms % 1000) * 1e6)), true);
+  return t;
 }
 
 /** A sigset_t with the given signals set. */

@@ -9,6 +9,7 @@ import type { CpuidEntryData, MsrEntry } from '../kvm/structs.js';
 import { getpid, tgkill } from '../kvm/libc.js';
 import type { DevicePlan } from '../machine/devices.js';
 import * as C from './control.js';
+import { Doorbell, type DoorbellWord } from './doorbell.js';
 import type { VcpuBackend, VcpuCommand, VcpuEvent, VcpuReply, VcpuRunConfig, VcpuSetup, VcpuWorkerData } from './messages.js';
 import { NO_REPLY } from './messages.js';
 
@@ -29,6 +30,7 @@ export interface VcpuThreadOptions {
 export class VcpuThread {
   readonly index: number;
   private readonly ctl = new Int32Array(new SharedArrayBuffer(C.CONTROL_WORDS * 4));
+  private readonly bell = new Doorbell({ buffer: this.ctl.buffer as SharedArrayBuffer, index: C.DOORBELL });
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private nextId = 1;
@@ -105,8 +107,7 @@ export class VcpuThread {
   }
 
   private ring(): void {
-    Atomics.add(this.ctl, C.DOORBELL, 1);
-    Atomics.notify(this.ctl, C.DOORBELL);
+    this.bell.ring();
   }
 
   private kick(): void {
@@ -235,7 +236,7 @@ export class VcpuThread {
   }
 
   /** The word the thread sleeps on while stopped: adding to it (and notifying) wakes it. */
-  get doorbell(): { buffer: SharedArrayBuffer; index: number } {
+  get doorbell(): DoorbellWord {
     return { buffer: this.ctl.buffer as SharedArrayBuffer, index: C.DOORBELL };
   }
 

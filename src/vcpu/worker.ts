@@ -28,12 +28,14 @@ import { SharedByteRing } from '../devices/shared-state.js';
 import type { ByteSink } from '../devices/device.js';
 import type { GuestPanicInformation } from '../runstate/events.js';
 import * as C from './control.js';
+import { Doorbell } from './doorbell.js';
 import { ExitDecoder, type VcpuExit } from './exit.js';
 import { handleExit, type ExitAction, type ExitContext, type UserMsrs } from './handle-exit.js';
 import type { IntrospectionExit, IntrospectionState, VcpuCommand, VcpuEvent, VcpuReply, VcpuSetup, VcpuWorkerData } from './messages.js';
 import { NO_REPLY } from './messages.js';
 import { sendDirectEvent } from '../introspection/socket/direct-event.js';
 import { EventSlots } from '../introspection/socket/event-slots.js';
+import { readOwnReply } from '../introspection/socket/own-reply.js';
 
 const data = workerData as VcpuWorkerData;
 
@@ -50,6 +52,8 @@ function gpaOf(hostAddress: bigint): bigint | null {
   return r ? BigInt(r.gpa) + (hostAddress - r.hostAddress) : null;
 }
 const ctl = new Int32Array(data.control);
+/** Rung by the main thread (commands, run requests) and by introspection's answers. */
+const doorbell = new Doorbell({ buffer: data.control, index: C.DOORBELL });
 const port: MessagePort = data.port;
 const vm = new KvmVm(data.vmFd);
 const real = data.backend.kind === 'kvm';
@@ -295,9 +299,9 @@ let slots: EventSlots | null = null;
 function sendDirect(event: IntrospectionExit): boolean {
   if (slots === null) return false;
   if (event.kind === 'breakpoint' && event.gpa !== undefined) {
-    return sendDirectEvent(slots, data.index, { event: 'BREAKPOINT', gpa: event.gpa, insnLength: event.insnLength }, eventState);
+    return sendDirectEvent(slots, data.index, { event: 'BREAKPOINT', gpa: event.gpa, insnLength: event.insnLength }, eventState, true);
   }
-  if (event.kind === 'singlestep') return sendDirectEvent(slots, data.index, { event: 'SINGLESTEP', failed: event.failed }, eventState);
+  if (event.kind === 'singlestep') return sendDirectEvent(slots, data.index, { event: 'SINGLESTEP', failed: event.failed }, eventState, true);
   return false;
 }
 
@@ -315,11 +319,22 @@ const spinForReplies = availableParallelism() > 1;
 /** How long answers took of late, µs (a moving average). */
 let replyUs = 0;
 
+/**
+ * How long a vCPU that reads its own reply (src/introspection/socket/own-reply.ts) waits on
+ * the socket before it hands the reading side back and sleeps on its doorbell. Commands from
+ * the main thread wait that long at most; a tool that thinks longer costs one wake-up more.
+ */
+const OWN_REPLY_WAIT_MS = 1;
+
+function spinsForReply(): boolean {
+  return spinForReplies && replyUs < REPLY_SPIN_UNTIL_US;
+}
+
 /** Watches the doorbell for up to the spin window; true if it rang meanwhile. */
 function spinForReply(bell: number): boolean {
-  if (!spinForReplies || replyUs >= REPLY_SPIN_UNTIL_US) return false;
+  if (!spinsForReply()) return false;
   const until = performance.now() + REPLY_SPIN_MAX_US / 1000;
-  while (performance.now() < until) if (Atomics.load(ctl, C.DOORBELL) !== bell) return true;
+  while (performance.now() < until) if (doorbell.value !== bell) return true;
   return false;
 }
 
@@ -341,9 +356,10 @@ function awaitReply(event: IntrospectionExit): { action: 'continue' | 'retry' | 
   const direct = sendDirect(event);
   const sent = performance.now();
   if (!direct) post({ type: 'introspection', event, state: eventState() });
+  else if (slots?.reading(data.index) === true) readOwnReply(slots, data.index, spinsForReply() ? REPLY_SPIN_MAX_US : 0, OWN_REPLY_WAIT_MS);
   try {
     for (;;) {
-      const bell = Atomics.load(ctl, C.DOORBELL);
+      const bell = doorbell.value;
       serveCommands();
       if (direct && eventReply === null) {
         const action = slots?.takeAnswer(data.index) ?? null;
@@ -355,7 +371,7 @@ function awaitReply(event: IntrospectionExit): { action: 'continue' | 'retry' | 
       if (eventReply !== null) break;
       if (Atomics.load(ctl, C.REQ) === C.QUIT) return null;
       if (direct && spinForReply(bell)) continue;
-      Atomics.wait(ctl, C.DOORBELL, bell);
+      doorbell.wait(bell);
     }
   } finally {
     awaitingReply = false;
@@ -475,7 +491,7 @@ function pausedLoop(): boolean {
   Atomics.store(ctl, C.STATE, C.PAUSED);
   Atomics.notify(ctl, C.STATE);
   for (;;) {
-    const bell = Atomics.load(ctl, C.DOORBELL);
+    const bell = doorbell.value;
     serveCommands();
     const req = Atomics.load(ctl, C.REQ);
     if (req === C.QUIT) return false;
@@ -485,7 +501,7 @@ function pausedLoop(): boolean {
       Atomics.notify(ctl, C.STATE);
       return true;
     }
-    Atomics.wait(ctl, C.DOORBELL, bell);
+    doorbell.wait(bell);
   }
 }
 
@@ -555,7 +571,7 @@ function onAction(action: ExitAction): void {
       return;
     case 'halt':
       // No in-kernel irqchip to wake us: sleep until kicked (or a short timeout to re-check).
-      Atomics.wait(ctl, C.DOORBELL, Atomics.load(ctl, C.DOORBELL), 10);
+      doorbell.wait(doorbell.value, 10);
       return;
     case 'reset':
       selfPause();

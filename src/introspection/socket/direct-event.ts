@@ -27,9 +27,9 @@ function directEventId(d: DialectName, e: DirectEvent['event']): number | undefi
 /**
  * What a vCPU thread does with a breakpoint or single step: sends it to the tool itself when
  * the slots allow it, reading its state (`state`, a state block) only then. False: the event
- * must go through the session.
+ * must go through the session. `ownRead`: see EventSlots.trySend.
  */
-export function sendDirectEvent(slots: EventSlots, vcpu: number, e: DirectEvent, state: () => Uint8Array | null): boolean {
+export function sendDirectEvent(slots: EventSlots, vcpu: number, e: DirectEvent, state: () => Uint8Array | null, ownRead = false): boolean {
   const d = slots.dialect;
   const id = directEventId(d, e.event);
   if (id === undefined) return false;
@@ -37,7 +37,7 @@ export function sendDirectEvent(slots: EventSlots, vcpu: number, e: DirectEvent,
     const block = state();
     if (block === null) throw new Error('no state');
     return directEventMessage(d, seq, vcpu, e, block);
-  });
+  }, ownRead);
 }
 
 // Offsets in the state block: kvm_regs, kvm_sregs, struct kvm_msrs.

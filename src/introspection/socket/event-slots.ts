@@ -20,8 +20,11 @@
  * a unix stream socket takes a message this small whole or not at all (EAGAIN).
  */
 import { EINTR } from '../../kvm/errno.js';
-import { errno, MSG_NOSIGNAL, send, SHUT_RDWR, shutdown } from '../../kvm/libc.js';
+import {
+  EPOLL_CTL_MOD, EPOLL_EVENT_SIZE, EPOLLIN, epollCtl, errno, MSG_NOSIGNAL, send, SHUT_RDWR, shutdown, write,
+} from '../../kvm/libc.js';
 import type { DialectName, KvmiAction } from '../wire/ids.js';
+import { Doorbell, type DoorbellWord } from '../../vcpu/doorbell.js';
 
 export const WANT_BREAKPOINT = 1;
 export const WANT_SINGLESTEP = 2;
@@ -44,7 +47,17 @@ const BACKLOG = 3;
 const NEXT_SEQ = 4;
 /** The session's dialect: an index into DIALECT_NAMES. */
 const DIALECT = 5;
-const GLOBAL_WORDS = 8;
+/** Who reads the socket now: nobody (0), the socket thread (-1), or 1 + a vCPU (own-reply.ts). */
+const READER = 6;
+/** 1 while a vCPU may read its own reply: the socket thread holds no part of a frame and nothing waits for the session. */
+const READ_OK = 7;
+/** The socket thread's epoll (-1: none); a vCPU reading its own reply takes the socket out of it meanwhile. */
+const EPOLL_FD = 8;
+/** The socket thread's wake-up eventfd. */
+const WAKE_FD = 9;
+/** 1 while the socket thread wants to read (it stops while the session or the tool is behind). */
+const WANT_IN = 10;
+const GLOBAL_WORDS = 16;
 const DIALECT_NAMES: readonly DialectName[] = ['v7', 'rfc-v5'];
 
 // Per-vCPU words.
@@ -56,35 +69,35 @@ const EVENT = 2;
 const REPLY = 3;
 /** Events the session has queued for this vCPU: the reply must go through the session then. */
 const QUEUED = 4;
+/** 1: the vCPU answered its own event while the session had events queued for it. */
+const NOTICE = 5;
 const VCPU_WORDS = 8;
 
 const ACTIONS: readonly KvmiAction[] = ['continue', 'retry', 'crash'];
-
-/** A word another thread sleeps on (a vCPU's doorbell): add one and wake it. */
-export interface Doorbell {
-  readonly buffer: SharedArrayBuffer;
-  readonly index: number;
-}
+/** An eventfd increment of one. */
+const ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 export class EventSlots {
   readonly buffer: SharedArrayBuffer;
   /** What wakes each vCPU when this instance answers it (empty in the vCPU threads). */
-  readonly doorbells: readonly Doorbell[];
+  readonly doorbells: readonly DoorbellWord[];
   readonly #w: Int32Array;
-  /** `doorbells` as words to ring. */
-  readonly #bells: ReadonlyArray<{ word: Int32Array; index: number }>;
+  readonly #bells: readonly Doorbell[];
+  /** A struct epoll_event for #applyInterest (data 0: the socket). */
+  readonly #event = new Uint8Array(EPOLL_EVENT_SIZE);
+  readonly #eventView = new DataView(this.#event.buffer);
 
   /** New slots for `vcpuCount` vCPUs; `doorbells[i]` wakes vCPU i when its answer is in. */
-  static create(vcpuCount: number, doorbells: readonly Doorbell[]): EventSlots {
+  static create(vcpuCount: number, doorbells: readonly DoorbellWord[]): EventSlots {
     return new EventSlots(new SharedArrayBuffer((GLOBAL_WORDS + vcpuCount * VCPU_WORDS) * 4), doorbells);
   }
 
   /** The same slots seen from another thread (doorbells: only where answers are given). */
-  constructor(buffer: SharedArrayBuffer, doorbells: readonly Doorbell[] = []) {
+  constructor(buffer: SharedArrayBuffer, doorbells: readonly DoorbellWord[] = []) {
     this.buffer = buffer;
     this.doorbells = [...doorbells];
     this.#w = new Int32Array(buffer);
-    this.#bells = doorbells.map((d) => ({ word: new Int32Array(d.buffer), index: d.index }));
+    this.#bells = doorbells.map((d) => new Doorbell(d));
   }
 
   get vcpuCount(): number {
@@ -117,17 +130,79 @@ export class EventSlots {
 
   // ---- the socket thread ----
 
-  /** The socket vCPUs may write to, from now on (call with the lock held). */
-  openSocket(fd: number): void {
+  /**
+   * The socket vCPUs may write to, from now on (call with the lock held). With `epollFd`, the
+   * socket thread's epoll that has `fd` registered with data 0, a vCPU may also read the reply
+   * to its own event; `wakeFd` is then the thread's eventfd.
+   */
+  openSocket(fd: number, epollFd = -1, wakeFd = -1): void {
     Atomics.store(this.#w, FD, fd);
     Atomics.store(this.#w, BACKLOG, 0);
+    Atomics.store(this.#w, EPOLL_FD, epollFd);
+    Atomics.store(this.#w, WAKE_FD, wakeFd);
+    Atomics.store(this.#w, WANT_IN, 1);
+    Atomics.store(this.#w, READ_OK, 0);
+    Atomics.store(this.#w, READER, -1);
     Atomics.store(this.#w, OPEN, 1);
   }
 
-  /** No vCPU writes to the socket after this returns (call with the lock held). */
+  /**
+   * No vCPU writes to the socket after this returns (call with the lock held), and none
+   * starts reading it; one that is reading stops within its wait (`waitForReaders`).
+   */
   closeSocket(): void {
     Atomics.store(this.#w, OPEN, 0);
+    Atomics.store(this.#w, READ_OK, 0);
+    Atomics.store(this.#w, EPOLL_FD, -1);
     Atomics.store(this.#w, FD, -1);
+  }
+
+  /** Takes the socket's reading side; false while a vCPU reads its own reply. */
+  takeReading(): boolean {
+    const r = Atomics.compareExchange(this.#w, READER, 0, -1);
+    return r === 0 || r === -1;
+  }
+
+  /**
+   * Gives the reading side up before sleeping. `readOk`: a vCPU may read the next frame
+   * itself (the thread holds no part of one, and the session has every frame it was given).
+   */
+  leaveReading(readOk: boolean): void {
+    if (Atomics.load(this.#w, READER) !== -1) return;
+    Atomics.store(this.#w, READ_OK, readOk ? 1 : 0);
+    Atomics.store(this.#w, READER, 0);
+  }
+
+  /** Waits until no vCPU reads the socket, and keeps them out (before it is closed). */
+  waitForReaders(): void {
+    for (;;) {
+      const r = Atomics.compareExchange(this.#w, READER, 0, -1);
+      if (r === 0 || r === -1) return;
+      Atomics.wait(this.#w, READER, r, 1);
+    }
+  }
+
+  /** Whether the socket thread wants to read (call with the lock held); updates its epoll. */
+  setWantIn(want: boolean): void {
+    Atomics.store(this.#w, WANT_IN, want ? 1 : 0);
+    this.#applyInterest();
+  }
+
+  /** vCPUs that answered their own event while the session had events queued for them. */
+  takeNotices(): number[] {
+    const out: number[] = [];
+    for (let v = 0; v < this.vcpuCount; v++) if (Atomics.exchange(this.#w, this.#at(v, NOTICE), 0) !== 0) out.push(v);
+    return out;
+  }
+
+  /** The socket in the socket thread's epoll: readable interest only while the thread itself may read (lock held). */
+  #applyInterest(): void {
+    const epfd = Atomics.load(this.#w, EPOLL_FD);
+    if (epfd < 0) return;
+    const on = Atomics.load(this.#w, WANT_IN) === 1 && Atomics.load(this.#w, READER) <= 0;
+    this.#event.fill(0);
+    this.#eventView.setUint32(0, on ? EPOLLIN : 0, true);
+    epollCtl(epfd, EPOLL_CTL_MOD, Atomics.load(this.#w, FD), this.#event);
   }
 
   /** Whether the socket thread has output waiting (call with the lock held). */
@@ -189,11 +264,7 @@ export class EventSlots {
     if (Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), seq | 0, SLOT_FREE) !== (seq | 0)) return false;
     // The vCPU waits for this word: it cannot claim the freed slot before seeing it.
     Atomics.store(this.#w, this.#at(vcpu, REPLY), 1 + ACTIONS.indexOf(action));
-    const bell = this.#bells[vcpu];
-    if (bell !== undefined) {
-      Atomics.add(bell.word, bell.index, 1);
-      Atomics.notify(bell.word, bell.index);
-    }
+    this.#bells[vcpu]?.ring();
     return true;
   }
 
@@ -203,8 +274,10 @@ export class EventSlots {
    * Sends the vCPU's event to the tool itself when it may: the event is wanted (`want`), the
    * slot is free, the socket open with nothing queued. `message(seq)` builds the whole KVMI
    * message. True: the event is out and its answer will come through `takeAnswer`.
+   * `ownRead`: also take the socket's reading side when the socket thread allows it, before
+   * the event leaves, so that the reply wakes this thread instead (`reading`, own-reply.ts).
    */
-  trySend(vcpu: number, want: number, event: number, message: (seq: number) => Uint8Array): boolean {
+  trySend(vcpu: number, want: number, event: number, message: (seq: number) => Uint8Array, ownRead = false): boolean {
     if ((Atomics.load(this.#w, this.#at(vcpu, WANT)) & want) === 0 || Atomics.load(this.#w, OPEN) !== 1) return false;
     // Cleared before the claim: an answer given right after the claim must survive.
     Atomics.store(this.#w, this.#at(vcpu, REPLY), 0);
@@ -220,15 +293,18 @@ export class EventSlots {
       return false;
     }
     let sent = -1;
+    let reading = false;
     this.lock();
     try {
       if (Atomics.load(this.#w, OPEN) === 1 && Atomics.load(this.#w, BACKLOG) === 0) {
+        if (ownRead) reading = this.#claimReading(vcpu);
         const fd = Atomics.load(this.#w, FD);
         do sent = send(fd, bytes, bytes.length, MSG_NOSIGNAL); while (sent < 0 && errno() === EINTR);
         // A unix stream socket takes a message this small whole or not at all; should it
         // ever take part of one, the stream is lost: end the connection (the session's end
         // then answers this event CONTINUE).
         if (sent > 0 && sent < bytes.length) shutdown(fd, SHUT_RDWR);
+        if (sent <= 0 && reading) this.#dropReading(vcpu);
       }
     } finally {
       this.unlock();
@@ -237,6 +313,61 @@ export class EventSlots {
     // Not sent (EAGAIN, a socket closing): the slot is free again and the event goes the slow way.
     Atomics.compareExchange(this.#w, this.#at(vcpu, SLOT), seq | 0, SLOT_FREE);
     return false;
+  }
+
+  /** The socket's reading side for `vcpu`, if the socket thread offers it (lock held). */
+  #claimReading(vcpu: number): boolean {
+    if (Atomics.load(this.#w, EPOLL_FD) < 0 || this.queued(vcpu) > 0) return false;
+    if (Atomics.compareExchange(this.#w, READER, 0, 1 + vcpu) !== 0) return false;
+    // Stable now: the socket thread sets READ_OK only while it holds the reading side.
+    if (Atomics.load(this.#w, READ_OK) !== 1) {
+      Atomics.store(this.#w, READER, 0);
+      return false;
+    }
+    this.#applyInterest();
+    return true;
+  }
+
+  #dropReading(vcpu: number): void {
+    if (Atomics.compareExchange(this.#w, READER, 1 + vcpu, 0) !== 1 + vcpu) return;
+    this.#applyInterest(); // the socket thread wakes if anything is waiting to be read
+    Atomics.notify(this.#w, READER);
+  }
+
+  /** Whether a vCPU could take the socket's reading side now. */
+  get offersReading(): boolean {
+    return Atomics.load(this.#w, READER) === 0 && Atomics.load(this.#w, READ_OK) === 1 && Atomics.load(this.#w, EPOLL_FD) >= 0;
+  }
+
+  /** Whether `vcpu` holds the socket's reading side (see trySend). */
+  reading(vcpu: number): boolean {
+    return Atomics.load(this.#w, READER) === 1 + vcpu;
+  }
+
+  /** The socket the vCPU reads while `reading`. */
+  get socketFd(): number {
+    return Atomics.load(this.#w, FD);
+  }
+
+  /** Hands the reading side back to the socket thread. */
+  stopReading(vcpu: number): void {
+    this.lock();
+    try {
+      this.#dropReading(vcpu);
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * After answering its own event: when the session queued events for the vCPU meanwhile,
+   * the socket thread tells it they can go out now.
+   */
+  noticeAnswered(vcpu: number): void {
+    if (this.queued(vcpu) === 0) return;
+    Atomics.store(this.#w, this.#at(vcpu, NOTICE), 1);
+    const fd = Atomics.load(this.#w, WAKE_FD);
+    if (fd >= 0) write(fd, ONE, 8);
   }
 
   /** The answer to the vCPU's own event, once given (then cleared); null until then. */

@@ -3,7 +3,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Frame } from '../wire/header.js';
 import type { DialectName } from '../wire/ids.js';
 import type { RamMapping } from '../target.js';
-import type { Doorbell } from './event-slots.js';
+import type { DoorbellWord } from '../../vcpu/doorbell.js';
 
 export interface SocketWorkerData {
   /** The connected socket; the thread closes it when it ends. */
@@ -17,7 +17,7 @@ export interface SocketWorkerData {
   /** Guest RAM the thread answers READ_PHYSICAL from; empty: every read goes to the session. */
   readonly ram: readonly RamMapping[];
   /** The target's event slots (event-slots.ts): vCPUs write their own events, replies are routed here. */
-  readonly slots: { readonly buffer: SharedArrayBuffer; readonly doorbells: readonly Doorbell[] } | null;
+  readonly slots: { readonly buffer: SharedArrayBuffer; readonly doorbells: readonly DoorbellWord[] } | null;
 }
 
 /** Main thread → socket thread. */

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { connectIntrospection, type IntrospectionLink } from '../connect.js';
 import { toolHandshake } from '../handshake.js';
 import { FAKE_RAM_SIZE, FakeTarget } from '../testing/fake-target.js';
+import { readOwnReply } from './own-reply.js';
 import { LAYOUTS } from '../wire/commands.js';
 import { errorNumber } from '../wire/errors.js';
 import { encodeEventReply } from '../wire/events.js';
@@ -188,4 +189,71 @@ test('a reply to a vCPU\'s own event that names another event closes the connect
   await t.closed;
   assert.equal(await hit, 'continue');
   assert.ok(t.logs.some((l) => l.includes('protocol violation') && l.includes('names event')), t.logs.join('\n'));
+});
+
+/** A vCPU that may send breakpoints itself, once the socket thread offers the reading side. */
+async function ownReader(t: RawTool): Promise<void> {
+  t.send(command('CONTROL_EVENTS', LAYOUTS.CONTROL_EVENTS.encodeRequest({ vcpu: 0, event: v7.eventId('BREAKPOINT')!, enable: true })));
+  assert.equal(decodeReply((await t.frames(1))[0]!.payload).err, 0);
+  const deadline = Date.now() + 5000;
+  while (!t.target.eventSlots.offersReading) {
+    if (Date.now() > deadline) throw new Error('the socket thread never offered the reading side');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Bytes handed to the kernel before the blocking readOwnReply runs on this thread. */
+const written = (t: RawTool, bytes: Uint8Array): Promise<void> => new Promise((resolve) => t.socket.write(bytes, () => resolve()));
+
+test('a vCPU reads the reply to its own event itself, then hands the socket back: the next command is answered', async () => {
+  await using t = await rawTool();
+  await ownReader(t);
+  const hit = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
+  assert.ok(hit !== undefined);
+  assert.equal(t.target.eventSlots.reading(0), true, 'the vCPU took the reading side as it sent');
+  const [ev] = await t.frames(1);
+  await written(t, encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 1, event: 'BREAKPOINT' })));
+  assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), true, 'answered by the vCPU');
+  assert.equal(t.target.eventSlots.reading(0), false);
+  assert.equal(await hit, 'retry');
+  t.send(readPhysical(0x2000, 16));
+  const [r] = await t.frames(1);
+  assert.equal(decodeReply(r!.payload).err, 0, 'the socket thread reads again');
+});
+
+test('a command ahead of the reply: the vCPU leaves both to the socket thread, in order', async () => {
+  await using t = await rawTool();
+  await ownReader(t);
+  const hit = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
+  assert.ok(hit !== undefined && t.target.eventSlots.reading(0));
+  const [ev] = await t.frames(1);
+  t.target.ram.set([9, 8, 7], 0x3000);
+  const read = readPhysical(0x3000, 3);
+  await written(t, Buffer.concat([read, encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 0, event: 'BREAKPOINT' }))]));
+  assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), false, 'not its reply first: nothing taken');
+  const [r] = await t.frames(1);
+  assert.deepEqual([...decodeReply(r!.payload).data], [9, 8, 7]);
+  assert.equal(await hit, 'continue', 'the socket thread answered the vCPU');
+});
+
+test('a tool slower than the vCPU waits, or gone, leaves the reply to the socket thread or the session', async () => {
+  await using t = await rawTool();
+  await ownReader(t);
+  const first = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
+  assert.ok(first !== undefined && t.target.eventSlots.reading(0));
+  const [ev] = await t.frames(1);
+  const start = performance.now();
+  assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 20), false, 'no reply within 20 ms');
+  assert.ok(performance.now() - start >= 19, 'it waited');
+  t.send(encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 1, event: 'BREAKPOINT' })));
+  assert.equal(await first, 'retry', 'the socket thread answered the late reply');
+
+  while (!t.target.eventSlots.offersReading) await new Promise((resolve) => setTimeout(resolve, 5));
+  const second = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
+  assert.ok(second !== undefined && t.target.eventSlots.reading(0));
+  await t.frames(1);
+  t.socket.destroy();
+  await t.closed;
+  assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), false, 'the connection closed');
+  assert.equal(await second, 'continue', 'the session ended and released the vCPU');
 });

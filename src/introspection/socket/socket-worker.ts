@@ -1,6 +1,6 @@
 /**
  * The KVMI socket thread: owns the tool's socket, reads and writes it with plain syscalls
- * around one poll(), and cuts the input into frames. A READ_PHYSICAL that nothing before it
+ * around one epoll, and cuts the input into frames. A READ_PHYSICAL that nothing before it
  * is still waiting on is answered here, straight from guest RAM, and the reply to a vCPU's
  * own event (event-slots.ts) wakes that vCPU from here; every other frame goes to the session
  * on the main thread, in order, and the session's messages come back here to be written.
@@ -11,21 +11,27 @@
  * before it (so a WRITE_PHYSICAL or SET_REGISTERS before it has landed, and replies are known
  * to be on). Bounds: reading stops while 256 frames wait for the session or 4 MiB wait for
  * the tool.
+ *
+ * Between frames, with nothing waiting for the session, the thread lends the reading side to
+ * a vCPU that reads the reply to its own event itself (own-reply.ts); the vCPU takes the
+ * socket out of this thread's epoll meanwhile and puts it back when done. So the socket is
+ * registered twice: the descriptor itself for reading (its interest set under the slots'
+ * lock, by whoever reads), and a duplicate for writing, which only this thread touches.
  */
 import { availableParallelism } from 'node:os';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 
 import { EAGAIN, EINTR, errnoName } from '../../kvm/errno.js';
 import {
-  addressOf, close, errno, MAP_ANONYMOUS, MAP_SHARED, mmap, MSG_NOSIGNAL, poll, POLLERR, POLLHUP, POLLIN, POLLOUT, PROT_READ,
+  addressOf, close, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_EVENT_SIZE, epollCreate1, epollCtl, EPOLLERR, EPOLLHUP,
+  EPOLLIN, EPOLLOUT, epollWait, errno, F_DUPFD_CLOEXEC, fcntlInt, MAP_ANONYMOUS, MAP_SHARED, mmap, MSG_NOSIGNAL, PROT_READ,
   PROT_WRITE, read, send, viewAt, writevAt,
 } from '../../kvm/libc.js';
-import { EVENT_ACTIONS } from '../capabilities.js';
 import { LAYOUTS } from '../wire/commands.js';
-import { decodeEventReply, eventReplyDataSize } from '../wire/events.js';
 import { FrameReader } from '../wire/frame-reader.js';
 import { encodeReply, KVMI_ERROR_CODE_SIZE, KVMI_HEADER_SIZE, KVMI_MAX_REPLY_DATA, type Frame } from '../wire/header.js';
-import { dialect, type KvmiAction } from '../wire/ids.js';
+import { dialect } from '../wire/ids.js';
+import { matchDirectReply } from './direct-reply.js';
 import { EventSlots } from './event-slots.js';
 import type { FromSocketThread, SocketWorkerData, ToSocketThread } from './messages.js';
 
@@ -51,8 +57,6 @@ const fd = data.fd;
 const numbering = dialect(data.dialect);
 const readPhysicalId = numbering.commandId('READ_PHYSICAL');
 const slots = data.slots === null ? null : new EventSlots(data.slots.buffer, data.slots.doorbells);
-/** KVMI action numbers; CRASH is left to the session (it must stop the guest). */
-const DIRECT_ACTIONS: ReadonlyArray<KvmiAction | undefined> = ['continue', 'retry'];
 const ram = data.ram.map((r) => ({
   gpa: r.gpa, size: r.size, hostAddress: r.hostAddress, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)),
 }));
@@ -73,12 +77,52 @@ scratchView.setBigUint64(IOV + 8, BigInt(REPLY_HEAD), true);
 const reader = new FrameReader();
 const input = new Uint8Array(64 << 10);
 const wakeBuffer = new Uint8Array(8);
-/** struct pollfd[2]: the socket, then the wake-up eventfd. */
-const pollfds = new Uint8Array(16);
-const pollView = new DataView(pollfds.buffer);
-pollView.setInt32(0, fd, true);
-pollView.setInt32(8, data.wakeFd, true);
-pollView.setInt16(12, POLLIN, true);
+
+// The epoll: what each registration's data says it is.
+const SOCKET = 0;
+const OUTPUT = 1;
+const WAKE = 2;
+const epfd = epollCreate1(EPOLL_CLOEXEC);
+/** The socket once more, registered for writability alone. */
+const outFd = fcntlInt(fd, F_DUPFD_CLOEXEC, 0);
+if (epfd < 0 || outFd < 0) throw new Error(`socket thread: ${errnoName(errno())}`);
+const epollEvents = new Uint8Array(EPOLL_EVENT_SIZE * 3);
+const epollView = new DataView(epollEvents.buffer);
+const oneEvent = new Uint8Array(EPOLL_EVENT_SIZE);
+const oneView = new DataView(oneEvent.buffer);
+
+function epoll(op: number, target: number, events: number, tag: number): void {
+  oneView.setUint32(0, events, true);
+  oneView.setBigUint64(4, BigInt(tag), true);
+  if (epollCtl(epfd, op, target, oneEvent) < 0) throw new Error(`epoll_ctl: ${errnoName(errno())}`);
+}
+epoll(EPOLL_CTL_ADD, fd, EPOLLIN, SOCKET);
+epoll(EPOLL_CTL_ADD, outFd, 0, OUTPUT);
+epoll(EPOLL_CTL_ADD, data.wakeFd, EPOLLIN, WAKE);
+
+let wantIn = true;
+/** Whether this thread reads; a vCPU reading its own reply overrides it meanwhile (EventSlots). */
+function readInterest(want: boolean): void {
+  if (want === wantIn) return;
+  wantIn = want;
+  if (slots === null) {
+    epoll(EPOLL_CTL_MOD, fd, want ? EPOLLIN : 0, SOCKET);
+    return;
+  }
+  slots.lock();
+  try {
+    slots.setWantIn(want);
+  } finally {
+    slots.unlock();
+  }
+}
+
+let wantOut = false;
+function writeInterest(want: boolean): void {
+  if (want === wantOut) return;
+  wantOut = want;
+  epoll(EPOLL_CTL_MOD, outFd, want ? EPOLLOUT : 0, OUTPUT);
+}
 
 const queue: Uint8Array[] = [];
 let queuedBytes = 0;
@@ -109,7 +153,6 @@ function lost(error?: string): void {
   queue.length = 0;
   queuedBytes = 0;
   sentOfFirst = 0;
-  pollView.setInt32(0, -1, true); // poll() skips a negative fd
   post({ type: 'peer-closed', ...(error !== undefined ? { error } : {}) });
 }
 
@@ -167,25 +210,11 @@ function writeFromRam(f: Frame, address: bigint, bytes: Uint8Array): boolean {
   return true;
 }
 
-/**
- * Answers a vCPU's own event when the reply matches it exactly (vCPU, seq, event, size, an
- * action defined for it) and the session has nothing queued for that vCPU; true if done.
- * Anything else is the session's to judge, the same way it judges replies to its own events.
- */
+/** Answers a vCPU's own event when the reply settles it without the session (direct-reply.ts). */
 function answerDirect(f: Frame): boolean {
-  if (slots === null || f.id !== numbering.eventReplyMessage) return false;
-  let r;
-  try {
-    r = decodeEventReply(f.payload);
-  } catch {
-    return false;
-  }
-  const out = slots.direct(r.vcpu);
-  if (out === undefined || out.seq !== f.seq >>> 0 || out.event !== r.eventId || slots.queued(r.vcpu) > 0) return false;
-  const event = numbering.event(r.eventId);
-  const action = DIRECT_ACTIONS[r.action];
-  if (event === undefined || action === undefined || !(EVENT_ACTIONS[event]?.has(action) ?? false)) return false;
-  if (r.rest.length !== eventReplyDataSize(event) || !slots.answer(r.vcpu, f.seq, action)) return false;
+  if (slots === null) return false;
+  const r = matchDirectReply(slots, f);
+  if (r === null || !slots.answer(r.vcpu, r.seq, r.action)) return false;
   // The session may have queued an event for this vCPU meanwhile: it can go out now.
   if (slots.queued(r.vcpu) > 0) post({ type: 'direct-answered', vcpu: r.vcpu });
   return true;
@@ -282,6 +311,7 @@ function serveMainThread(): void {
         break;
     }
   }
+  for (const vcpu of slots?.takeNotices() ?? []) post({ type: 'direct-answered', vcpu });
 }
 
 function run(): void {
@@ -290,33 +320,43 @@ function run(): void {
   for (;;) {
     if (closeBy !== 0 && (queue.length === 0 || peerGone || Date.now() >= closeBy)) return;
     const reading = !peerGone && !broken && closeBy === 0 && forwarded < MAX_FORWARDED && queuedBytes < MAX_QUEUED_BYTES;
-    pollView.setInt16(4, (reading ? POLLIN : 0) | (queue.length > 0 ? POLLOUT : 0), true);
-    pollView.setInt16(6, 0, true);
-    pollView.setInt16(14, 0, true);
+    readInterest(reading);
+    writeInterest(queue.length > 0 && !peerGone);
+    // A vCPU may read its own reply next only at a frame boundary, with the session caught up.
+    slots?.leaveReading(reading && forwarded === 0 && reader.buffered === 0);
     const idle = performance.now();
     let n = 0;
     if (spinning && reading && gapUs < SPIN_UNTIL_US) {
       const until = idle + SPIN_US / 1000;
-      do n = poll(pollfds, 2, 0); while (n === 0 && performance.now() < until);
+      do n = epollWait(epfd, epollEvents, 3, 0); while (n === 0 && performance.now() < until);
     }
-    if (n === 0) n = poll(pollfds, 2, closeBy === 0 ? -1 : Math.max(0, closeBy - Date.now()));
+    if (n === 0) n = epollWait(epfd, epollEvents, 3, closeBy === 0 ? -1 : Math.max(0, closeBy - Date.now()));
+    // While a vCPU reads its own reply, the socket is not this thread's to read.
+    const mayRead = slots === null || slots.takeReading();
     if (n < 0) {
       const e = errno();
       if (e === EINTR) continue;
-      throw new Error(`poll: ${errnoName(e)}`);
+      throw new Error(`epoll_wait: ${errnoName(e)}`);
     }
-    if ((pollView.getInt16(14, true) & POLLIN) !== 0) serveMainThread();
-    const ready = pollView.getInt16(6, true);
-    if ((ready & POLLIN) !== 0) gapUs = 0.75 * gapUs + 0.25 * (performance.now() - idle) * 1000;
-    if ((ready & POLLIN) !== 0 && reading) readSocket();
-    else if ((ready & (POLLHUP | POLLERR)) !== 0) lost('the connection broke');
+    let wake = false;
+    let ready = 0;
+    for (let i = 0; i < n; i++) {
+      const events = epollView.getUint32(i * EPOLL_EVENT_SIZE, true);
+      const tag = Number(epollView.getBigUint64(i * EPOLL_EVENT_SIZE + 4, true));
+      if (tag === WAKE) wake = true;
+      else ready |= tag === SOCKET ? events : events & (EPOLLHUP | EPOLLERR);
+    }
+    if (wake) serveMainThread();
+    if ((ready & EPOLLIN) !== 0) gapUs = 0.75 * gapUs + 0.25 * (performance.now() - idle) * 1000;
+    if (mayRead && (ready & EPOLLIN) !== 0 && reading) readSocket();
+    else if (mayRead && (ready & (EPOLLHUP | EPOLLERR)) !== 0) lost('the connection broke');
     flush();
   }
 }
 
 if (slots !== null) {
   slots.lock();
-  slots.openSocket(fd);
+  slots.openSocket(fd, epfd, data.wakeFd);
   slots.unlock();
 }
 try {
@@ -326,7 +366,10 @@ try {
     slots.lock();
     slots.closeSocket();
     slots.unlock();
+    slots.waitForReaders();
   }
   close(fd);
+  close(outFd);
+  close(epfd);
   port.close();
 }

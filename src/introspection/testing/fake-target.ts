@@ -164,12 +164,14 @@ export class FakeTarget implements IntrospectionTarget {
    * What a vCPU thread does for a breakpoint or single step when the session lets it: writes
    * the event to the tool itself. Undefined when it may not (the event then goes the sink's
    * way); otherwise resolves with the answer the socket thread or the session gave it.
+   * `ownRead`: the "vCPU" takes the socket's reading side too (the caller then plays the
+   * vCPU's readOwnReply).
    */
-  sendOwnEvent(vcpu: number, e: DirectEvent): Promise<KvmiAction> | undefined {
+  sendOwnEvent(vcpu: number, e: DirectEvent, ownRead = false): Promise<KvmiAction> | undefined {
     const v = this.#vcpu(vcpu);
     const msrs = DIRECT_EVENT_MSRS.map((index) => ({ index, data: v.msrs.get(index) ?? 0n }));
     const block = stateBlock(encodeRegs(v.regs), encodeSregs(v.sregs), encodeMsrs(msrs), msrs.length);
-    if (!sendDirectEvent(this.eventSlots, vcpu, e, () => block)) return undefined;
+    if (!sendDirectEvent(this.eventSlots, vcpu, e, () => block, ownRead)) return undefined;
     return (async () => {
       for (;;) {
         const bell = Atomics.load(this.#doorbells, vcpu);
