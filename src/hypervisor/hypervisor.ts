@@ -72,8 +72,11 @@ export interface HypervisorVcpu {
   setSregs(s: Sregs): void;
   setCpuid(entries: readonly CpuidEntryData[]): void;
   getMsrs(indices: readonly number[]): MsrEntry[];
-  /** Registers, special registers and these MSRs in one state block (src/kvm/state-block.ts). */
-  getStateBlock(msrs: readonly number[]): Uint8Array;
+  /**
+   * Registers, special registers and these MSRs in one state block (src/kvm/state-block.ts),
+   * in `into` when it is long enough.
+   */
+  getStateBlock(msrs: readonly number[], into?: Uint8Array): Uint8Array;
   setMsrs(entries: readonly MsrEntry[]): void;
   setFpu(fpu: Uint8Array): void;
   getLapic(): Uint8Array;

@@ -244,6 +244,9 @@ export class KvmVcpu implements HypervisorVcpu {
   readonly runAddress: bigint;
   private readonly regsBuf = new Uint8Array(KVM_REGS_SIZE);
   private readonly sregsBuf = new Uint8Array(KVM_SREGS_SIZE);
+  /** getStateBlock's MSR list, and its struct kvm_msrs. */
+  private stateMsrs: readonly number[] = [];
+  private stateMsrsBuf = encodeMsrs([]);
   /** kvm_run.kvm_valid_regs asks for REGS and SREGS at every exit. */
   private syncing = false;
   /** kvm_run.s holds the vCPU as the last exit left it: nothing has changed it since. */
@@ -330,12 +333,16 @@ export class KvmVcpu implements HypervisorVcpu {
     return decodeMsrs(b, n);
   }
 
-  getStateBlock(msrs: readonly number[]): Uint8Array {
+  getStateBlock(msrs: readonly number[], into?: Uint8Array): Uint8Array {
     const regs = this.regsBytes();
     const sregs = this.sregsBytes();
-    const b = encodeMsrs(msrs.map((index) => ({ index, data: 0n })));
-    const read = msrs.length === 0 ? 0 : ioctl(this.fd, K.KVM_GET_MSRS, b);
-    return stateBlock(regs, sregs, b, read);
+    // The same list at every event: its struct kvm_msrs is encoded once (KVM fills in data only).
+    if (msrs !== this.stateMsrs) {
+      this.stateMsrs = msrs;
+      this.stateMsrsBuf = encodeMsrs(msrs.map((index) => ({ index, data: 0n })));
+    }
+    const read = msrs.length === 0 ? 0 : ioctl(this.fd, K.KVM_GET_MSRS, this.stateMsrsBuf);
+    return stateBlock(regs, sregs, this.stateMsrsBuf, read, into);
   }
 
   /** KVM_SET_MSRS sets entries in order and stops at the first it refuses: that is an error here. */

@@ -211,8 +211,8 @@ export class FakeVcpu implements HypervisorVcpu {
   setMsrs(entries: readonly MsrEntry[]): void {
     for (const e of entries) this.msrs.set(e.index, e.data);
   }
-  getStateBlock(msrs: readonly number[]): Uint8Array {
-    return stateBlock(encodeRegs(this.regs), encodeSregs(this.sregs), encodeMsrs(this.getMsrs(msrs)), msrs.length);
+  getStateBlock(msrs: readonly number[], into?: Uint8Array): Uint8Array {
+    return stateBlock(encodeRegs(this.regs), encodeSregs(this.sregs), encodeMsrs(this.getMsrs(msrs)), msrs.length, into);
   }
   /** As KVM_X86_SETUP_MCE: MCG_CAP, and reporting enabled in MCG_CTL and every bank. */
   setupMce(mcgCap: bigint): void {

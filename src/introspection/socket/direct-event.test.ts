@@ -9,13 +9,13 @@ import { encodeEvent } from '../wire/events.js';
 import { encodeMessage } from '../wire/header.js';
 import { dialect, type DialectName } from '../wire/ids.js';
 import { eventSnapshot } from '../wire/vcpu-state.js';
-import { DIRECT_EVENT_MSRS, directEventMessage, type DirectEvent } from './direct-event.js';
+import { DIRECT_EVENT_MAX_BYTES, DIRECT_EVENT_MSRS, directEventMessage, type DirectEvent } from './direct-event.js';
 
 const MSR_VALUES = DIRECT_EVENT_MSRS.map((index, i) => ({ index, data: 0x1111_0000_0000_0000n * BigInt(i + 1) + BigInt(index) }));
 
-function block(regs: Regs, sregs: Sregs, msrs = MSR_VALUES): Uint8Array {
+function block(regs: Regs, sregs: Sregs, msrs = MSR_VALUES, into?: Uint8Array): Uint8Array {
   const b = encodeMsrs(msrs);
-  return stateBlock(encodeRegs(regs), encodeSregs(sregs), b, msrs.length);
+  return stateBlock(encodeRegs(regs), encodeSregs(sregs), b, msrs.length, into);
 }
 
 /** What the session sends for the same event (the codec path). */
@@ -41,12 +41,19 @@ test('a vCPU\'s own event is byte for byte what the session would send, in every
     { event: 'SINGLESTEP', failed: false },
     { event: 'SINGLESTEP', failed: true },
   ];
+  // As a vCPU thread builds them: one block buffer and one message buffer for every event,
+  // starting out full of garbage, so a byte left over from an earlier event would show.
+  const blockBuffer = new Uint8Array(4096).fill(0xa5);
+  const scratch = new Uint8Array(DIRECT_EVENT_MAX_BYTES).fill(0x5a);
   for (const d of ['v7', 'rfc-v5'] as const) {
     // RFC v5 has no SINGLESTEP event.
     for (const e of events.filter((x) => d === 'v7' || x.event === 'BREAKPOINT')) {
       for (const [name, regs, sregs] of modes) {
-        assert.deepEqual(directEventMessage(d, 0xfeed_f00d, 3, e, block(regs, sregs)), viaCodec(d, 0xfeed_f00d, 3, e, regs, sregs),
-          `${d} ${e.event} ${name}`);
+        const expected = viaCodec(d, 0xfeed_f00d, 3, e, regs, sregs);
+        assert.deepEqual(directEventMessage(d, 0xfeed_f00d, 3, e, block(regs, sregs)), expected, `${d} ${e.event} ${name}`);
+        const reused = directEventMessage(d, 0xfeed_f00d, 3, e, block(regs, sregs, MSR_VALUES, blockBuffer), scratch);
+        assert.equal(reused.buffer, scratch.buffer, 'built in the scratch buffer');
+        assert.deepEqual(new Uint8Array(reused), expected, `${d} ${e.event} ${name}, reused buffers`);
       }
     }
   }

@@ -24,20 +24,27 @@ function directEventId(d: DialectName, e: DirectEvent['event']): number | undefi
   return dialect(d).eventId(e);
 }
 
+export interface DirectEventOptions {
+  /** Take the socket's reading side too (EventSlots.trySend). */
+  readonly ownRead?: boolean;
+  /** A buffer of at least DIRECT_EVENT_MAX_BYTES the message is built in, reused by the caller. */
+  readonly scratch?: Uint8Array;
+}
+
 /**
  * What a vCPU thread does with a breakpoint or single step: sends it to the tool itself when
  * the slots allow it, reading its state (`state`, a state block) only then. False: the event
- * must go through the session. `ownRead`: see EventSlots.trySend.
+ * must go through the session.
  */
-export function sendDirectEvent(slots: EventSlots, vcpu: number, e: DirectEvent, state: () => Uint8Array | null, ownRead = false): boolean {
+export function sendDirectEvent(slots: EventSlots, vcpu: number, e: DirectEvent, state: () => Uint8Array | null, options: DirectEventOptions = {}): boolean {
   const d = slots.dialect;
   const id = directEventId(d, e.event);
   if (id === undefined) return false;
   return slots.trySend(vcpu, e.event === 'BREAKPOINT' ? WANT_BREAKPOINT : WANT_SINGLESTEP, id, (seq) => {
     const block = state();
     if (block === null) throw new Error('no state');
-    return directEventMessage(d, seq, vcpu, e, block);
-  }, ownRead);
+    return directEventMessage(d, seq, vcpu, e, block, options.scratch);
+  }, options.ownRead === true);
 }
 
 // Offsets in the state block: kvm_regs, kvm_sregs, struct kvm_msrs.
@@ -56,20 +63,27 @@ function mode(v: DataView): number {
   return v.getUint8(CS_DB) !== 0 ? 4 : 2;
 }
 
+/** The longest message directEventMessage builds. */
+export const DIRECT_EVENT_MAX_BYTES = KVMI_HEADER_SIZE + KVMI_EVENT_COMMON_SIZE + Math.max(eventDataSize('BREAKPOINT'), eventDataSize('SINGLESTEP'));
+
 /**
- * The whole message (header, common part, event data). Throws when the block does not hold
- * every event MSR: the event must then go through the session, which reads them itself.
+ * The whole message (header, common part, event data), at the start of `into` when given
+ * (the result is then a view of it). Throws when the block does not hold every event MSR:
+ * the event must then go through the session, which reads them itself.
  */
-export function directEventMessage(d: DialectName, seq: number, vcpu: number, e: DirectEvent, block: Uint8Array): Uint8Array {
+export function directEventMessage(d: DialectName, seq: number, vcpu: number, e: DirectEvent, block: Uint8Array, into?: Uint8Array): Uint8Array {
   const src = new DataView(block.buffer, block.byteOffset, block.byteLength);
   const n = src.getUint32(MSRS, true);
   if (n !== DIRECT_EVENT_MSRS.length || block.byteLength < MSRS + 8 + n * KVM_MSR_ENTRY_SIZE) {
     throw new Error('the state block lacks the event MSRs');
   }
-  const size = KVMI_EVENT_COMMON_SIZE + eventDataSize(e.event);
-  const out = new Uint8Array(KVMI_HEADER_SIZE + size);
-  const v = new DataView(out.buffer);
   const numbering = dialect(d);
+  const id = numbering.eventId(e.event);
+  if (id === undefined) throw new Error(`the ${d} dialect has no ${e.event} event`);
+  const size = KVMI_EVENT_COMMON_SIZE + eventDataSize(e.event);
+  const out = into !== undefined && into.length >= KVMI_HEADER_SIZE + size ? into.subarray(0, KVMI_HEADER_SIZE + size) : new Uint8Array(KVMI_HEADER_SIZE + size);
+  out.fill(0); // the padding
+  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
   v.setUint16(0, numbering.eventMessage, true);
   v.setUint16(2, size, true);
   v.setUint32(4, seq >>> 0, true);
@@ -77,8 +91,6 @@ export function directEventMessage(d: DialectName, seq: number, vcpu: number, e:
   const c = KVMI_HEADER_SIZE;
   v.setUint16(c, KVMI_EVENT_COMMON_SIZE, true);
   v.setUint16(c + 2, vcpu, true);
-  const id = directEventId(d, e.event);
-  if (id === undefined) throw new Error(`the ${d} dialect has no ${e.event} event`);
   v.setUint8(c + 4, id);
   v.setUint8(c + 8, mode(src));
   out.set(block.subarray(0, KVM_REGS_SIZE + KVM_SREGS_SIZE), c + 16);
@@ -86,7 +98,8 @@ export function directEventMessage(d: DialectName, seq: number, vcpu: number, e:
   for (let i = 0; i < n; i++) {
     const entry = MSRS + 8 + i * KVM_MSR_ENTRY_SIZE;
     if (src.getUint32(entry, true) !== DIRECT_EVENT_MSRS[i]) throw new Error('the state block lacks the event MSRs');
-    out.set(block.subarray(entry + 8, entry + 16), msrs + 8 * i);
+    // struct kvm_msr_entry {u32 index; u32 reserved; u64 data}: the data, byte by byte (no view per MSR).
+    for (let k = 0; k < 8; k++) out[msrs + 8 * i + k] = block[entry + 8 + k]!;
   }
   const data = c + KVMI_EVENT_COMMON_SIZE;
   if (e.event === 'BREAKPOINT') {

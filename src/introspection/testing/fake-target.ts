@@ -171,7 +171,7 @@ export class FakeTarget implements IntrospectionTarget {
     const v = this.#vcpu(vcpu);
     const msrs = DIRECT_EVENT_MSRS.map((index) => ({ index, data: v.msrs.get(index) ?? 0n }));
     const block = stateBlock(encodeRegs(v.regs), encodeSregs(v.sregs), encodeMsrs(msrs), msrs.length);
-    if (!sendDirectEvent(this.eventSlots, vcpu, e, () => block, ownRead)) return undefined;
+    if (!sendDirectEvent(this.eventSlots, vcpu, e, () => block, { ownRead })) return undefined;
     return (async () => {
       for (;;) {
         const bell = Atomics.load(this.#doorbells, vcpu);
