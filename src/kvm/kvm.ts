@@ -18,7 +18,7 @@ import {
 } from './libc.js';
 import {
   decodeCpuid2, decodeMsrs, decodeRegs, decodeSregs, encodeCpuid2, encodeMemoryRegion, encodeMsrs, encodeRegs,
-  encodeSregs, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE,
+  encodeSregs, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE, SREGS,
   encodeIrqRouting, KVM_RUN, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, type CpuidEntryData, type IrqRoute, type MsrEntry,
 } from './structs.js';
 
@@ -316,6 +316,11 @@ export class KvmVcpu implements HypervisorVcpu {
 
   getSregs(): Sregs {
     return decodeSregs(this.sregsBytes());
+  }
+
+  getCr0(): bigint {
+    const b = this.sregsBytes();
+    return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(SREGS.cr0, true);
   }
 
   setSregs(s: Sregs): void {

@@ -201,6 +201,11 @@ export class FakeVcpu implements HypervisorVcpu {
   getSregs(): Sregs {
     return { ...this.sregs };
   }
+
+  getCr0(): bigint {
+    return this.sregs.cr0;
+  }
+
   setSregs(s: Sregs): void {
     this.sregs = { ...s };
   }

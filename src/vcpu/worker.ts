@@ -128,8 +128,8 @@ function applyGuestDebug(): void {
 }
 
 /** A linear address through the vCPU's paging (identity, 32 bits wide, without it); null if unmapped. */
-function linearToGpa(linear: bigint, sregs: Sregs = vcpu.getSregs()): bigint | null {
-  if ((sregs.cr0 & 0x80000000n) === 0n) return linear & 0xffffffffn;
+function linearToGpa(linear: bigint, cr0: bigint = vcpu.getCr0()): bigint | null {
+  if ((cr0 & 0x80000000n) === 0n) return linear & 0xffffffffn;
   try {
     return vcpu.translate(linear);
   } catch {
@@ -142,7 +142,7 @@ function int3AtRip(): bigint | null {
   const regs = vcpu.getRegs();
   const sregs = vcpu.getSregs();
   const linear = sregs.cs.base + regs.rip;
-  const gpa = linearToGpa(linear, sregs);
+  const gpa = linearToGpa(linear, sregs.cr0);
   if (gpa === null || gpa > BigInt(Number.MAX_SAFE_INTEGER) || !memory.contains(Number(gpa), 1)) return null;
   return memory.readU8(Number(gpa)) === 0xcc ? linear : null;
 }

@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { requireKvmGuests } from '../testing/kvm-guests.js';
+import { Kvm, KvmVcpu } from './kvm.js';
+
+test('getCr0 reads the CR0 that KVM_GET_SREGS reports, without decoding the rest', () => {
+  requireKvmGuests();
+  const kvm = Kvm.open();
+  const vm = kvm.createVm();
+  const fd = vm.createVcpu(0);
+  try {
+    const runSize = kvm.vcpuMmapSize();
+    const vcpu = new KvmVcpu(fd, vm.mapRun(fd, runSize), runSize);
+    assert.equal(vcpu.getCr0(), vcpu.getSregs().cr0, 'at reset');
+    // PE and NE set, then PE alone (PG needs page tables this test has no use for).
+    for (const cr0 of [0x31n, 0x11n]) {
+      vcpu.setSregs({ ...vcpu.getSregs(), cr0 });
+      assert.equal(vcpu.getCr0(), cr0);
+      assert.equal(vcpu.getCr0(), vcpu.getSregs().cr0);
+    }
+  } finally {
+    vm.closeVcpu(fd);
+    vm.close();
+    kvm.close();
+  }
+});
