@@ -71,6 +71,8 @@ export interface HypervisorVcpu {
   getSregs(): Sregs;
   /** CR0 alone: a breakpoint asks only whether paging is on, without decoding kvm_sregs (0.75 us). */
   getCr0(): bigint;
+  /** RIP, CS.base and CR0 alone: where the code at RIP is, without decoding kvm_regs and kvm_sregs. */
+  getCodeAddress(): { rip: bigint; csBase: bigint; cr0: bigint };
   setSregs(s: Sregs): void;
   setCpuid(entries: readonly CpuidEntryData[]): void;
   getMsrs(indices: readonly number[]): MsrEntry[];

@@ -18,7 +18,7 @@ import {
 } from './libc.js';
 import {
   decodeCpuid2, decodeMsrs, decodeRegs, decodeSregs, encodeCpuid2, encodeMemoryRegion, encodeMsrs, encodeRegs,
-  encodeSregs, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE, SREGS,
+  encodeSregs, KVM_FPU_SIZE, KVM_LAPIC_STATE_SIZE, KVM_REGS_SIZE, KVM_SREGS_SIZE, REGS_RIP, SREGS,
   encodeIrqRouting, KVM_RUN, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, type CpuidEntryData, type IrqRoute, type MsrEntry,
 } from './structs.js';
 
@@ -244,6 +244,11 @@ export class KvmVcpu implements HypervisorVcpu {
   readonly runAddress: bigint;
   private readonly regsBuf = new Uint8Array(KVM_REGS_SIZE);
   private readonly sregsBuf = new Uint8Array(KVM_SREGS_SIZE);
+  private readonly regsView = new DataView(this.regsBuf.buffer);
+  private readonly sregsView = new DataView(this.sregsBuf.buffer);
+  /** kvm_run.s.regs: the registers KVM_CAP_SYNC_REGS leaves in the run page. */
+  private readonly syncedRegs: Uint8Array;
+  private readonly syncedSregs: Uint8Array;
   /** getStateBlock's MSR list, and its struct kvm_msrs. */
   private stateMsrs: readonly number[] = [];
   private stateMsrsBuf = encodeMsrs([]);
@@ -257,6 +262,8 @@ export class KvmVcpu implements HypervisorVcpu {
     const ab = viewAt(runAddress, runSize);
     this.run = new DataView(ab);
     this.runBytes = new Uint8Array(ab);
+    this.syncedRegs = this.runBytes.subarray(KVM_RUN.syncRegs, KVM_RUN.syncRegs + KVM_REGS_SIZE);
+    this.syncedSregs = this.runBytes.subarray(KVM_RUN.syncSregs, KVM_RUN.syncSregs + KVM_SREGS_SIZE);
   }
 
   /** Maps the vCPU's kvm_run page (done once, by whoever creates the vCPU). */
@@ -294,13 +301,13 @@ export class KvmVcpu implements HypervisorVcpu {
 
   /** kvm_regs as of now: from the run page when it is current, else KVM_GET_REGS. */
   private regsBytes(): Uint8Array {
-    if (this.synced) return this.runBytes.subarray(KVM_RUN.syncRegs, KVM_RUN.syncRegs + KVM_REGS_SIZE);
+    if (this.synced) return this.syncedRegs;
     ioctl(this.fd, K.KVM_GET_REGS, this.regsBuf);
     return this.regsBuf;
   }
 
   private sregsBytes(): Uint8Array {
-    if (this.synced) return this.runBytes.subarray(KVM_RUN.syncSregs, KVM_RUN.syncSregs + KVM_SREGS_SIZE);
+    if (this.synced) return this.syncedSregs;
     ioctl(this.fd, K.KVM_GET_SREGS, this.sregsBuf);
     return this.sregsBuf;
   }
@@ -319,8 +326,28 @@ export class KvmVcpu implements HypervisorVcpu {
   }
 
   getCr0(): bigint {
-    const b = this.sregsBytes();
-    return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(SREGS.cr0, true);
+    return this.sregsWord(SREGS.cr0);
+  }
+
+  getCodeAddress(): { rip: bigint; csBase: bigint; cr0: bigint } {
+    // struct kvm_sregs starts with cs, and struct kvm_segment with its base.
+    if (this.synced) {
+      return {
+        rip: this.run.getBigUint64(KVM_RUN.syncRegs + REGS_RIP, true),
+        csBase: this.run.getBigUint64(KVM_RUN.syncSregs, true),
+        cr0: this.run.getBigUint64(KVM_RUN.syncSregs + SREGS.cr0, true),
+      };
+    }
+    this.regsBytes();
+    this.sregsBytes();
+    return { rip: this.regsView.getBigUint64(REGS_RIP, true), csBase: this.sregsView.getBigUint64(0, true), cr0: this.sregsView.getBigUint64(SREGS.cr0, true) };
+  }
+
+  /** A u64 of kvm_sregs, without decoding the rest. */
+  private sregsWord(offset: number): bigint {
+    if (this.synced) return this.run.getBigUint64(KVM_RUN.syncSregs + offset, true);
+    this.sregsBytes();
+    return this.sregsView.getBigUint64(offset, true);
   }
 
   setSregs(s: Sregs): void {

@@ -12,7 +12,7 @@ import * as K from './ioctls.js';
 import { KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, msrFilterRanges } from './kvm.js';
 import {
   decodeRegs, decodeSregs, encodeRegs, encodeSregs, KVM_CPUID_ENTRY2_SIZE, KVM_FPU_SIZE, KVM_IRQ_ROUTING_ENTRY_SIZE, KVM_LAPIC_STATE_SIZE,
-  KVM_MSR_ENTRY_SIZE, KVM_REGS_SIZE, KVM_RUN, KVM_SEGMENT_SIZE, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, KVM_SREGS_SIZE, KVM_USERSPACE_MEMORY_REGION_SIZE, SREGS,
+  KVM_MSR_ENTRY_SIZE, KVM_REGS_SIZE, KVM_RUN, REGS_RIP, KVM_SEGMENT_SIZE, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, KVM_SREGS_SIZE, KVM_USERSPACE_MEMORY_REGION_SIZE, SREGS,
 } from './structs.js';
 
 const PROBE = `
@@ -72,7 +72,7 @@ function probeKernelHeader(): Map<string, number> {
 test('struct sizes, offsets and ioctl numbers match <linux/kvm.h>', () => {
   const h = probeKernelHeader();
   assert.equal(h.get('kvm_regs'), KVM_REGS_SIZE);
-  assert.equal(h.get('kvm_regs.rip'), 128);
+  assert.equal(h.get('kvm_regs.rip'), REGS_RIP);
   assert.equal(h.get('kvm_regs.rflags'), 136);
   assert.equal(h.get('kvm_sregs'), KVM_SREGS_SIZE);
   assert.equal(h.get('kvm_segment'), KVM_SEGMENT_SIZE);

@@ -14,6 +14,9 @@ export const KVM_LAPIC_STATE_SIZE = 1024;
 export const KVM_FPU_SIZE = 416;
 
 /** struct kvm_sregs offsets. */
+/** Offset of rip in struct kvm_regs (sixteen u64 registers before it). */
+export const REGS_RIP = 128;
+
 export const SREGS = {
   segments: 0, gdt: 192, idt: 208, cr0: 224, cr2: 232, cr3: 240, cr4: 248, cr8: 256, efer: 264,
   apicBase: 272, interruptBitmap: 280,

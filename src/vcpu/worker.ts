@@ -139,10 +139,9 @@ function linearToGpa(linear: bigint, cr0: bigint = vcpu.getCr0()): bigint | null
 
 /** The linear address of RIP when the byte there is an INT3 (0xCC); otherwise null. */
 function int3AtRip(): bigint | null {
-  const regs = vcpu.getRegs();
-  const sregs = vcpu.getSregs();
-  const linear = sregs.cs.base + regs.rip;
-  const gpa = linearToGpa(linear, sregs.cr0);
+  const { rip, csBase, cr0 } = vcpu.getCodeAddress();
+  const linear = csBase + rip;
+  const gpa = linearToGpa(linear, cr0);
   if (gpa === null || gpa > BigInt(Number.MAX_SAFE_INTEGER) || !memory.contains(Number(gpa), 1)) return null;
   return memory.readU8(Number(gpa)) === 0xcc ? linear : null;
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { requireKvmGuests } from '../testing/kvm-guests.js';
 import { Kvm, KvmVcpu } from './kvm.js';
 
-test('getCr0 reads the CR0 that KVM_GET_SREGS reports, without decoding the rest', () => {
+test('getCr0 and getCodeAddress read what KVM_GET_REGS and KVM_GET_SREGS report, without decoding the rest', () => {
   requireKvmGuests();
   const kvm = Kvm.open();
   const vm = kvm.createVm();
@@ -19,6 +19,10 @@ test('getCr0 reads the CR0 that KVM_GET_SREGS reports, without decoding the rest
       assert.equal(vcpu.getCr0(), cr0);
       assert.equal(vcpu.getCr0(), vcpu.getSregs().cr0);
     }
+    const sregs = vcpu.getSregs();
+    vcpu.setSregs({ ...sregs, cs: { ...sregs.cs, base: 0x12340n } });
+    vcpu.setRegs({ ...vcpu.getRegs(), rip: 0xbeefn });
+    assert.deepEqual(vcpu.getCodeAddress(), { rip: 0xbeefn, csBase: 0x12340n, cr0: 0x11n });
   } finally {
     vm.closeVcpu(fd);
     vm.close();
