@@ -57,7 +57,11 @@ const EPOLL_FD = 8;
 const WAKE_FD = 9;
 /** 1 while the socket thread wants to read (it stops while the session or the tool is behind). */
 const WANT_IN = 10;
-const GLOBAL_WORDS = 16;
+/** Bytes a vCPU took off the socket that were not its reply, for the socket thread (CARRY_BYTES at CARRY). */
+const CARRY_LENGTH = 11;
+const CARRY = 12;
+export const CARRY_BYTES = 64;
+const GLOBAL_WORDS = CARRY + CARRY_BYTES / 4;
 const DIALECT_NAMES: readonly DialectName[] = ['v7', 'rfc-v5'];
 
 // Per-vCPU words.
@@ -154,6 +158,7 @@ export class EventSlots {
     Atomics.store(this.#w, OPEN, 0);
     Atomics.store(this.#w, READ_OK, 0);
     Atomics.store(this.#w, EPOLL_FD, -1);
+    Atomics.store(this.#w, WAKE_FD, -1);
     Atomics.store(this.#w, FD, -1);
   }
 
@@ -186,6 +191,15 @@ export class EventSlots {
   setWantIn(want: boolean): void {
     Atomics.store(this.#w, WANT_IN, want ? 1 : 0);
     this.#applyInterest();
+  }
+
+  /** Bytes a vCPU read that were not its reply: they come before anything still on the socket. */
+  takeCarried(): Uint8Array | null {
+    const n = Atomics.load(this.#w, CARRY_LENGTH);
+    if (n === 0) return null;
+    const bytes = new Uint8Array(this.buffer, CARRY * 4, n).slice();
+    Atomics.store(this.#w, CARRY_LENGTH, 0);
+    return bytes;
   }
 
   /** vCPUs that answered their own event while the session had events queued for them. */
@@ -349,8 +363,24 @@ export class EventSlots {
     return Atomics.load(this.#w, FD);
   }
 
-  /** Hands the reading side back to the socket thread. */
-  stopReading(vcpu: number): void {
+  /**
+   * Hands the reading side back to the socket thread, with `carried`: what the vCPU read that
+   * was not its reply (at most CARRY_BYTES; the socket thread takes it before reading on).
+   */
+  stopReading(vcpu: number, carried?: Uint8Array): void {
+    const carrying = carried !== undefined && carried.length > 0 && Atomics.load(this.#w, READER) === 1 + vcpu;
+    if (carrying) {
+      if (carried.length > CARRY_BYTES) throw new RangeError(`${carried.length} carried bytes`);
+      new Uint8Array(this.buffer, CARRY * 4, CARRY_BYTES).set(carried);
+      Atomics.store(this.#w, CARRY_LENGTH, carried.length);
+      // No vCPU reads again before the socket thread has taken these.
+      Atomics.store(this.#w, READ_OK, 0);
+      // They may be all there is, so the socket thread must look even if the socket stays
+      // quiet; woken while this vCPU still reads, it waits for it (`carrying`). The eventfd
+      // is written while the reading side is held: the thread cannot end (and close it) before.
+      const fd = Atomics.load(this.#w, WAKE_FD);
+      if (fd >= 0) write(fd, ONE, 8);
+    }
     this.lock();
     try {
       this.#dropReading(vcpu);
@@ -359,11 +389,18 @@ export class EventSlots {
     }
   }
 
+  /** Whether bytes a vCPU read wait for the socket thread (takeCarried). */
+  get carrying(): boolean {
+    return Atomics.load(this.#w, CARRY_LENGTH) !== 0;
+  }
+
+
   /**
    * After answering its own event: when the session queued events for the vCPU meanwhile,
    * the socket thread tells it they can go out now.
    */
   noticeAnswered(vcpu: number): void {
+    // Called while the vCPU still holds the reading side: the eventfd is still open.
     if (this.queued(vcpu) === 0) return;
     Atomics.store(this.#w, this.#at(vcpu, NOTICE), 1);
     const fd = Atomics.load(this.#w, WAKE_FD);

@@ -4,23 +4,27 @@
  * event as a C VMM, instead of three with the socket thread between (docs/performance.md).
  *
  * The vCPU takes the reading side as it sends (EventSlots.trySend with ownRead), which takes
- * the socket out of the socket thread's epoll meanwhile. It then only peeks: a frame is
- * taken off the socket only when it is, whole, exactly the reply the socket thread would
- * have settled itself (direct-reply.ts). Anything else (a command, another vCPU's reply, a
- * closed connection, a tool slower than `waitMs`) hands the reading side back untouched, and
- * the vCPU waits for its answer the ordinary way.
+ * the socket out of the socket thread's epoll meanwhile. It reads exactly as many bytes as
+ * its reply has, and keeps them only when they are exactly the reply the socket thread would
+ * have settled itself (direct-reply.ts). Anything else (a command, another vCPU's reply, part
+ * of a frame, a closed connection, a tool slower than `waitMs`) goes back to the socket
+ * thread with the reading side, bytes read included, and the vCPU waits for its answer the
+ * ordinary way.
  */
 import { EAGAIN, EINTR } from '../../kvm/errno.js';
-import { errno, MSG_DONTWAIT, MSG_PEEK, poll, POLLIN, recv, SHUT_RDWR, shutdown } from '../../kvm/libc.js';
+import { errno, MSG_DONTWAIT, poll, POLLIN, recv } from '../../kvm/libc.js';
+import { eventReplyDataSize } from '../wire/events.js';
 import { KVMI_HEADER_SIZE } from '../wire/header.js';
+import { dialect } from '../wire/ids.js';
 import { matchDirectReply } from './direct-reply.js';
-import type { EventSlots } from './event-slots.js';
+import { CARRY_BYTES, type EventSlots } from './event-slots.js';
 
-/** Longer than any event reply (header, kvmi_vcpu_hdr, kvmi_event_reply, reply data). */
-const PEEK_BYTES = 64;
-const peeked = new Uint8Array(PEEK_BYTES);
-const peekedView = new DataView(peeked.buffer);
-const taken = new Uint8Array(PEEK_BYTES);
+/** struct kvmi_vcpu_hdr and struct kvmi_event_reply, before the event's own reply data. */
+const EVENT_REPLY_HEAD = 16;
+const got = new Uint8Array(CARRY_BYTES);
+const gotView = new DataView(got.buffer);
+/** Bytes of `got` read so far. */
+let have = 0;
 const pollfd = new Uint8Array(8);
 const pollView = new DataView(pollfd.buffer);
 
@@ -31,29 +35,38 @@ const pollView = new DataView(pollfd.buffer);
  * (EventSlots.takeAnswer): true if it is there already. Call only while `slots.reading(vcpu)`.
  */
 export function readOwnReply(slots: EventSlots, vcpu: number, spinUs: number, waitMs: number): boolean {
+  have = 0;
+  let answered = false;
   try {
-    return read(slots, vcpu, spinUs, waitMs);
+    answered = read(slots, vcpu, spinUs, waitMs);
+    return answered;
   } finally {
-    slots.stopReading(vcpu);
+    slots.stopReading(vcpu, answered || have === 0 ? undefined : got.subarray(0, have));
   }
 }
 
 function read(slots: EventSlots, vcpu: number, spinUs: number, waitMs: number): boolean {
+  const out = slots.direct(vcpu);
+  const event = out === undefined ? undefined : dialect(slots.dialect).event(out.event);
+  if (out === undefined || event === undefined) return false;
+  const length = KVMI_HEADER_SIZE + EVENT_REPLY_HEAD + eventReplyDataSize(event);
+  if (length > CARRY_BYTES) return false;
   const fd = slots.socketFd;
   const start = performance.now();
   const spinUntil = start + spinUs / 1000;
   const until = start + waitMs;
   for (;;) {
-    const n = recv(fd, peeked, PEEK_BYTES, MSG_PEEK | MSG_DONTWAIT);
-    if (n === 0) return false; // the tool closed the connection: the socket thread sees to it
-    if (n < 0) {
-      const e = errno();
-      if (e !== EAGAIN && e !== EINTR) return false;
-    } else if (n >= KVMI_HEADER_SIZE) {
-      const length = KVMI_HEADER_SIZE + peekedView.getUint16(2, true);
-      if (length > PEEK_BYTES) return false;
-      if (n >= length) return take(slots, vcpu, fd, length);
+    const n = recv(fd, have === 0 ? got : got.subarray(have), length - have, MSG_DONTWAIT);
+    if (n > 0) {
+      have += n;
+      // struct kvmi_msg_hdr {u16 id; u16 size; u32 seq}: not this reply, not the vCPU's to read.
+      if (have >= KVMI_HEADER_SIZE && (gotView.getUint16(2, true) !== length - KVMI_HEADER_SIZE || gotView.getUint32(4, true) !== out.seq)) return false;
+      if (have === length) return settle(slots, vcpu, length);
+      continue;
     }
+    if (n === 0) return false; // the tool closed the connection: the socket thread sees to it
+    const e = errno();
+    if (e !== EAGAIN && e !== EINTR) return false;
     const now = performance.now();
     if (now >= until) return false;
     if (now < spinUntil) continue;
@@ -64,22 +77,13 @@ function read(slots: EventSlots, vcpu: number, spinUs: number, waitMs: number): 
   }
 }
 
-/** The whole first frame is in `peeked`: takes it off the socket if it is this vCPU's reply. */
-function take(slots: EventSlots, vcpu: number, fd: number, length: number): boolean {
-  const v = peekedView;
-  const frame = { id: v.getUint16(0, true), size: v.getUint16(2, true), seq: v.getUint32(4, true), payload: peeked.subarray(KVMI_HEADER_SIZE, length) };
+/** A whole frame of the reply's size and seq is in `got`: the vCPU's answer if it is its reply. */
+function settle(slots: EventSlots, vcpu: number, length: number): boolean {
+  const frame = { id: gotView.getUint16(0, true), size: length - KVMI_HEADER_SIZE, seq: gotView.getUint32(4, true), payload: got.subarray(KVMI_HEADER_SIZE, length) };
   const reply = matchDirectReply(slots, frame);
   if (reply === null || reply.vcpu !== vcpu) return false;
-  let n: number;
-  do n = recv(fd, taken, length, MSG_DONTWAIT); while (n < 0 && errno() === EINTR);
-  if (n !== length) {
-    // Peeked whole, and nobody else reads: the stream cannot be trusted any more.
-    shutdown(fd, SHUT_RDWR);
-    return false;
-  }
   // The session may have settled the event meanwhile (the tool left, or unhooked): the reply
   // is then stale, as the session would have found it, and the answer already given counts.
-  if (!slots.answer(vcpu, reply.seq, reply.action)) return false;
-  slots.noticeAnswered(vcpu);
+  if (slots.answer(vcpu, reply.seq, reply.action)) slots.noticeAnswered(vcpu);
   return true;
 }

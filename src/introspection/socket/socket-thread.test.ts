@@ -257,3 +257,18 @@ test('a tool slower than the vCPU waits, or gone, leaves the reply to the socket
   assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), false, 'the connection closed');
   assert.equal(await second, 'continue', 'the session ended and released the vCPU');
 });
+
+test('part of a reply when the vCPU stops waiting: the bytes it read go back to the socket thread, which completes the frame', async () => {
+  await using t = await rawTool();
+  await ownReader(t);
+  const hit = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
+  assert.ok(hit !== undefined && t.target.eventSlots.reading(0));
+  const [ev] = await t.frames(1);
+  const reply = encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 1, event: 'BREAKPOINT' }));
+  await written(t, reply.subarray(0, 10));
+  assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 20), false, 'the rest did not come in time');
+  t.send(reply.subarray(10));
+  assert.equal(await hit, 'retry', 'the socket thread put the two parts together');
+  t.send(readPhysical(0x2000, 4));
+  assert.equal(decodeReply((await t.frames(1))[0]!.payload).err, 0, 'and the stream is intact');
+});

@@ -331,8 +331,15 @@ function run(): void {
       do n = epollWait(epfd, epollEvents, 3, 0); while (n === 0 && performance.now() < until);
     }
     if (n === 0) n = epollWait(epfd, epollEvents, 3, closeBy === 0 ? -1 : Math.max(0, closeBy - Date.now()));
-    // While a vCPU reads its own reply, the socket is not this thread's to read.
-    const mayRead = slots === null || slots.takeReading();
+    // While a vCPU reads its own reply, the socket is not this thread's to read. One that
+    // hands back bytes it read is about to let go: wait for it, then take them first.
+    let mayRead = slots === null || slots.takeReading();
+    if (!mayRead && slots !== null && slots.carrying) {
+      slots.waitForReaders();
+      mayRead = true;
+    }
+    const carried = mayRead ? slots?.takeCarried() ?? null : null;
+    if (carried !== null && !broken && !peerGone) receive(carried);
     if (n < 0) {
       const e = errno();
       if (e === EINTR) continue;
