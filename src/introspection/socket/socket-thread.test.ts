@@ -272,3 +272,22 @@ test('part of a reply when the vCPU stops waiting: the bytes it read go back to 
   t.send(readPhysical(0x2000, 4));
   assert.equal(decodeReply((await t.frames(1))[0]!.payload).err, 0, 'and the stream is intact');
 });
+
+test('two vCPUs\' events out, the other one\'s reply first: the reading vCPU hands it over, both get their answers', async () => {
+  await using t = await rawTool();
+  t.send(command('CONTROL_EVENTS', LAYOUTS.CONTROL_EVENTS.encodeRequest({ vcpu: 1, event: v7.eventId('BREAKPOINT')!, enable: true })));
+  assert.equal(decodeReply((await t.frames(1))[0]!.payload).err, 0);
+  await ownReader(t);
+  const first = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
+  const second = t.target.sendOwnEvent(1, { event: 'BREAKPOINT', gpa: 0x2000n, insnLength: 1 }, true);
+  assert.ok(first !== undefined && second !== undefined);
+  assert.equal(t.target.eventSlots.reading(0), true);
+  assert.equal(t.target.eventSlots.reading(1), false, 'one reader at a time');
+  const [a, b] = await t.frames(2);
+  const replyTo = (f: Frame, vcpu: number, action: number): Uint8Array =>
+    encodeMessage(v7.eventReplyMessage, f.seq, encodeEventReply(v7, { vcpu, action, event: 'BREAKPOINT' }));
+  await written(t, Buffer.concat([replyTo(b!, 1, 1), replyTo(a!, 0, 0)]));
+  assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), false, 'vCPU 1\'s reply came first');
+  assert.equal(await second, 'retry');
+  assert.equal(await first, 'continue');
+});
