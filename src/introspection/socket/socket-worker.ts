@@ -27,7 +27,6 @@ import {
   EPOLLIN, EPOLLOUT, epollWait, errno, F_DUPFD_CLOEXEC, fcntlInt, MAP_ANONYMOUS, MAP_SHARED, mmap, MSG_NOSIGNAL, PROT_READ,
   PROT_WRITE, read, send, viewAt, writevAt,
 } from '../../kvm/libc.js';
-import { LAYOUTS } from '../wire/commands.js';
 import { FrameReader } from '../wire/frame-reader.js';
 import { encodeReply, KVMI_ERROR_CODE_SIZE, KVMI_HEADER_SIZE, KVMI_MAX_REPLY_DATA, type Frame } from '../wire/header.js';
 import { dialect } from '../wire/ids.js';
@@ -58,7 +57,8 @@ const numbering = dialect(data.dialect);
 const readPhysicalId = numbering.commandId('READ_PHYSICAL');
 const slots = data.slots === null ? null : new EventSlots(data.slots.buffer, data.slots.doorbells);
 const ram = data.ram.map((r) => ({
-  gpa: r.gpa, size: r.size, hostAddress: r.hostAddress, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)),
+  // A user-space address fits in 47 bits: a Number, so a read needs no bigint arithmetic.
+  gpa: r.gpa, size: r.size, host: Number(r.hostAddress), bytes: new Uint8Array(viewAt(r.hostAddress, r.size)),
 }));
 
 /**
@@ -71,11 +71,13 @@ if (scratch === null) throw new Error('socket thread: cannot map its scratch pag
 const scratchAddress = addressOf(scratch);
 const scratchView = new DataView(viewAt(scratchAddress, 64));
 const IOV = 32;
+const scratchIov = scratchAddress + BigInt(IOV);
 scratchView.setBigUint64(IOV, scratchAddress, true);
 scratchView.setBigUint64(IOV + 8, BigInt(REPLY_HEAD), true);
 
 const reader = new FrameReader();
 const input = new Uint8Array(64 << 10);
+const inputView = new DataView(input.buffer);
 const wakeBuffer = new Uint8Array(8);
 
 // The epoll: what each registration's data says it is.
@@ -159,41 +161,52 @@ function lost(error?: string): void {
 /**
  * Answers a READ_PHYSICAL of RAM; false when the session must (errors included). With nothing
  * queued the reply is written from guest RAM directly; otherwise it is copied to the queue.
+ * Decoded here by hand, as the session's codec would (struct kvmi_physical {u64 gpa; u64
+ * size}, nothing else): on the path of every read, no bigint and no object is made.
  */
 function readPhysical(f: Frame): boolean {
-  if (f.id !== readPhysicalId || ram.length === 0) return false;
-  let q;
-  try {
-    q = LAYOUTS.READ_PHYSICAL.decodeRequest(f.payload);
-  } catch {
-    return false;
+  const p = f.payload;
+  if (f.id !== readPhysicalId || ram.length === 0 || p.length !== 16) return false;
+  const v = p.buffer === input.buffer ? inputView : new DataView(p.buffer, p.byteOffset, 16);
+  const at0 = p.buffer === input.buffer ? p.byteOffset : 0;
+  const gpaHigh = v.getUint32(at0 + 4, true);
+  const sizeHigh = v.getUint32(at0 + 12, true);
+  const size = v.getUint32(at0 + 8, true);
+  // Above 2^53 (gpa) or KVMI_MAX_REPLY_DATA (size), or none: the session answers.
+  if (gpaHigh >= 0x200000 || sizeHigh !== 0 || size === 0 || size > KVMI_MAX_REPLY_DATA) return false;
+  const gpa = gpaHigh * 0x1_0000_0000 + v.getUint32(at0, true);
+  let r;
+  for (const x of ram) {
+    if (gpa >= x.gpa && gpa + size <= x.gpa + x.size) {
+      r = x;
+      break;
+    }
   }
-  if (q.size === 0n || q.size > BigInt(KVMI_MAX_REPLY_DATA) || q.gpa > BigInt(Number.MAX_SAFE_INTEGER)) return false;
-  const gpa = Number(q.gpa);
-  const size = Number(q.size);
-  const r = ram.find((x) => gpa >= x.gpa && gpa + size <= x.gpa + x.size);
   if (r === undefined) return false;
   const at = gpa - r.gpa;
-  if (queue.length > 0 || !writeFromRam(f, r.hostAddress + BigInt(at), r.bytes.subarray(at, at + size))) {
+  if (queue.length > 0 || !writeFromRam(f, r.host + at, size)) {
     enqueue(encodeReply(f.id, f.seq, 0, r.bytes.subarray(at, at + size)));
   }
   return true;
 }
 
-/** One writev of header + guest bytes; false if nothing was sent (queue it instead). */
-function writeFromRam(f: Frame, address: bigint, bytes: Uint8Array): boolean {
+/** One writev of header + `size` guest bytes at host address `address`; false if nothing was sent (queue it instead). */
+function writeFromRam(f: Frame, address: number, size: number): boolean {
   scratchView.setUint16(0, f.id, true);
-  scratchView.setUint16(2, KVMI_ERROR_CODE_SIZE + bytes.length, true);
+  scratchView.setUint16(2, KVMI_ERROR_CODE_SIZE + size, true);
   scratchView.setUint32(4, f.seq, true);
-  scratchView.setBigUint64(8, 0n, true); // err 0, padding
-  scratchView.setBigUint64(IOV + 16, address, true);
-  scratchView.setBigUint64(IOV + 24, BigInt(bytes.length), true);
+  scratchView.setUint32(8, 0, true); // err 0
+  scratchView.setUint32(12, 0, true); // padding
+  scratchView.setUint32(IOV + 16, address % 0x1_0000_0000, true);
+  scratchView.setUint32(IOV + 20, Math.floor(address / 0x1_0000_0000), true);
+  scratchView.setUint32(IOV + 24, size, true);
+  scratchView.setUint32(IOV + 28, 0, true);
   let n: number;
   let e: number;
   slots?.lock();
   try {
     do {
-      n = writevAt(fd, scratchAddress + BigInt(IOV), 2);
+      n = writevAt(fd, scratchIov, 2);
       e = n < 0 ? errno() : 0;
     } while (e === EINTR);
   } finally {
@@ -206,7 +219,7 @@ function writeFromRam(f: Frame, address: bigint, bytes: Uint8Array): boolean {
   }
   // A unix stream socket takes a message this small whole or not at all; part of one would
   // leave the stream broken, so the connection ends (as for a vCPU's own event).
-  if (n < REPLY_HEAD + bytes.length) lost(`writev: ${n} of ${REPLY_HEAD + bytes.length} bytes`);
+  if (n < REPLY_HEAD + size) lost(`writev: ${n} of ${REPLY_HEAD + size} bytes`);
   return true;
 }
 
@@ -221,14 +234,14 @@ function answerDirect(f: Frame): boolean {
 }
 
 function dispatch(frames: Frame[]): void {
-  const forward: Frame[] = [];
+  let forward: Frame[] | null = null;
   for (const f of frames) {
     if (forwarded === 0 && answerDirect(f)) continue;
     if (forwarded === 0 && replies && readPhysical(f)) continue;
-    forward.push(f);
+    (forward ??= []).push(f);
     forwarded++;
   }
-  if (forward.length > 0) post({ type: 'frames', frames: forward });
+  if (forward !== null) post({ type: 'frames', frames: forward });
 }
 
 function receive(bytes: Uint8Array): void {
@@ -243,22 +256,25 @@ function receive(bytes: Uint8Array): void {
   dispatch(frames);
 }
 
-function readSocket(): void {
+/** Reads what the socket has; true if it had anything. */
+function readSocket(): boolean {
+  let got = false;
   for (;;) {
     const n = read(fd, input, input.length);
     if (n > 0) {
+      got = true;
       receive(input.subarray(0, n));
-      if (n < input.length || broken) return;
+      if (n < input.length || broken) return got;
       continue;
     }
     if (n === 0) {
       lost();
-      return;
+      return got;
     }
     const e = errno();
     if (e === EINTR) continue;
     if (e !== EAGAIN) lost(`read: ${errnoName(e)}`);
-    return;
+    return got;
   }
 }
 
@@ -317,9 +333,18 @@ function serveMainThread(): void {
 function run(): void {
   if (data.initial.length > 0) receive(data.initial);
   flush();
+  /** This thread read and answered the last time round: the tool may have sent more already. */
+  let readMore = false;
   for (;;) {
     if (closeBy !== 0 && (queue.length === 0 || peerGone || Date.now() >= closeBy)) return;
     const reading = !peerGone && !broken && closeBy === 0 && forwarded < MAX_FORWARDED && queuedBytes < MAX_QUEUED_BYTES;
+    // A tool woken by a reply often sends its next request before this thread runs on (one
+    // CPU): read it without an epoll_wait first, still holding the reading side.
+    if (readMore && reading) {
+      readMore = readSocket();
+      flush();
+      if (readMore) continue;
+    }
     readInterest(reading);
     writeInterest(queue.length > 0 && !peerGone);
     // A vCPU may read its own reply next only at a frame boundary, with the session caught up.
@@ -349,13 +374,13 @@ function run(): void {
     let ready = 0;
     for (let i = 0; i < n; i++) {
       const events = epollView.getUint32(i * EPOLL_EVENT_SIZE, true);
-      const tag = Number(epollView.getBigUint64(i * EPOLL_EVENT_SIZE + 4, true));
+      const tag = epollView.getUint32(i * EPOLL_EVENT_SIZE + 4, true); // data's low half: the tags are small
       if (tag === WAKE) wake = true;
       else ready |= tag === SOCKET ? events : events & (EPOLLHUP | EPOLLERR);
     }
     if (wake) serveMainThread();
     if ((ready & EPOLLIN) !== 0) gapUs = 0.75 * gapUs + 0.25 * (performance.now() - idle) * 1000;
-    if (mayRead && (ready & EPOLLIN) !== 0 && reading) readSocket();
+    if (mayRead && (ready & EPOLLIN) !== 0 && reading) readMore = readSocket();
     else if (mayRead && (ready & (EPOLLHUP | EPOLLERR)) !== 0) lost('the connection broke');
     flush();
   }
