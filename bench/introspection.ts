@@ -106,6 +106,9 @@ export interface FloorRun {
   /** us per socket round trip (bench/c/socket-pingpong.c): 16-byte request, 4096 / MAX_READ-byte reply, one in flight. */
   socket4kUs: ByPlacement;
   socketMaxUs: ByPlacement;
+  /** The same with PIPELINE requests in flight (kvmi-tool.c READ_DEPTH): us per request. */
+  socket4kPipeUs: ByPlacement;
+  socketMaxPipeUs: ByPlacement;
   /** us per exit of the bare KVM_RUN loop sending each exit to a tool process, waiting for its reply (bench/c/kvm-event-ipc.c). */
   stepIpcUs: ByPlacement;
   int3IpcUs: ByPlacement;
@@ -127,10 +130,12 @@ export interface IntrospectionResults {
   cToolPinned: CToolRun[];
 }
 
-/** What the C tool measured: us per READ_PHYSICAL round trip (one in flight) and per event. */
+/** What the C tool measured: us per READ_PHYSICAL (one in flight, and 16 in flight) and per event. */
 export interface CToolRun {
   read4kUs: number;
   readMaxUs: number;
+  read4kPipeUs: number;
+  readMaxPipeUs: number;
   stepUs: number;
   int3Us: number;
   cpus: string;
@@ -366,6 +371,7 @@ function measureCTool(binary: string, cpus: 'any' | 'same'): Promise<CToolRun> {
     const us = (ns: string, n: string): number => r[ns]! / 1e3 / r[n]!;
     return {
       read4kUs: us('read4k_ns', 'read4k_count'), readMaxUs: us('readmax_ns', 'readmax_count'),
+      read4kPipeUs: us('read4k_pipe_ns', 'read4k_count'), readMaxPipeUs: us('readmax_pipe_ns', 'readmax_count'),
       stepUs: us('step_ns', 'step_count'), int3Us: us('int3_ns', 'int3_count'), cpus: where,
     };
   });
@@ -440,8 +446,8 @@ async function bareUs(c: CPrograms, mode: 'singlestep' | 'int3'): Promise<{ us: 
 }
 
 /** us per C socket round trip between two processes, 16-byte request and `size`-byte reply, one in flight. */
-async function socketRoundTripUs(c: CPrograms, size: number, cpus: 'any' | 'same'): Promise<number> {
-  const r = await runCProgram(c.pingPong, [String(size), String(C_ROUND_TRIPS), '1', cpus]);
+async function socketRoundTripUs(c: CPrograms, size: number, cpus: 'any' | 'same', depth = 1): Promise<number> {
+  const r = await runCProgram(c.pingPong, [String(size), String(C_ROUND_TRIPS), String(depth), cpus]);
   return r.run_ns! / 1e3 / r.round_trips!;
 }
 
@@ -457,6 +463,8 @@ async function measureFloors(c: CPrograms): Promise<FloorRun> {
   return {
     socket4kUs: await both((cpus) => socketRoundTripUs(c, 4096, cpus)),
     socketMaxUs: await both((cpus) => socketRoundTripUs(c, MAX_READ, cpus)),
+    socket4kPipeUs: await both((cpus) => socketRoundTripUs(c, 4096, cpus, PIPELINE)),
+    socketMaxPipeUs: await both((cpus) => socketRoundTripUs(c, MAX_READ, cpus, PIPELINE)),
     stepIpcUs: await both((cpus) => eventIpcUs(c, 'singlestep', cpus)),
     int3IpcUs: await both((cpus) => eventIpcUs(c, 'int3', cpus)),
   };
@@ -618,6 +626,11 @@ function printCTool(r: IntrospectionResults): void {
         `${fmt(one((x) => x.readMaxUs), 1)} (${mbs(MAX_READ, one((x) => x.readMaxUs))})`,
         `${fmt(floorOne((x) => x.socketMaxUs), 1)} (${mbs(MAX_READ, floorOne((x) => x.socketMaxUs))})`, '>= 500 MB/s',
         verdict(MAX_READ / one((x) => x.readMaxUs) >= 500)],
+      ...([['4096 B', 4096, (x: CToolRun) => x.read4kPipeUs, (x: FloorRun) => x.socket4kPipeUs],
+        [`${MAX_READ} B`, MAX_READ, (x: CToolRun) => x.readMaxPipeUs, (x: FloorRun) => x.socketMaxPipeUs]] as const).map(([name, size, t, f]) => [
+        `READ_PHYSICAL ${name}, ${PIPELINE} in flight, us (MB/s)`, `${fmt(any(t), 1)} (${mbs(size, any(t))})`,
+        `${fmt(floorAny(f), 1)} (${mbs(size, floorAny(f))})`, `${fmt(one(t), 1)} (${mbs(size, one(t))})`,
+        `${fmt(floorOne(f), 1)} (${mbs(size, floorOne(f))})`, '>= 500 MB/s', verdict(size / one(t) >= 500)]),
       ['single step, CONTINUE, us', fmt(any((x) => x.stepUs), 1), fmt(floorAny((x) => x.stepIpcUs), 1), fmt(one((x) => x.stepUs), 1),
         fmt(floorOne((x) => x.stepIpcUs), 1), `<= ${fmt(bareStep + 30, 1)} (bare ${fmt(bareStep, 1)} + 30)`,
         verdict(one((x) => x.stepUs) <= bareStep + 30)],
@@ -628,7 +641,8 @@ function printCTool(r: IntrospectionResults): void {
   );
   console.log(`   each run: reads 4 KiB ${each(r.cTool.map((x) => x.read4kUs), 1)} / ${each(r.cToolPinned.map((x) => x.read4kUs), 1)} us,`
     + ` steps ${each(r.cTool.map((x) => x.stepUs), 0)} / ${each(r.cToolPinned.map((x) => x.stepUs), 0)} us (any / one CPU).`);
-  console.log(`   ${READS} reads per size, one in flight, vCPU held; ${STEPS} events per kind after ${WARMUP} warm-up. The tool and the`);
+  console.log(`   ${READS} reads per size, one in flight and ${PIPELINE} in flight (a request per reply), vCPU held; ${STEPS} events per kind`);
+  console.log(`   after ${WARMUP} warm-up. The tool and the`);
   console.log(`   VMM in separate processes, free or both pinned to CPU ${PINNED_CPU}. The verdict is taken on one CPU, where the C floors`);
   console.log('   themselves leave room for the targets (on any CPU a wake-up across CPUs alone costs tens of us on this PVM host).');
 }

@@ -4,7 +4,8 @@
  * handshake (no secret), checks GET_VERSION, then measures against the `spin` guest (`jmp $`):
  *   - READ_PHYSICAL round trips with vCPU 0 held by a PAUSE_VCPU event, one in flight, 4096
  *     bytes and then 8176 (the largest reply), gpa = ((i * 7) % slots) * 4096 in the first
- *     16 MiB, after 1000 warm-up reads each;
+ *     16 MiB, after 1000 warm-up reads each; then the same with 16 in flight (a new request
+ *     as each reply arrives: throughput, where one in flight is latency);
  *   - single-step events on vCPU 0, each answered CONTINUE at once;
  *   - breakpoint events: an INT3 written over the `jmp $`, each answered RETRY, so the INT3
  *     runs again and is the next event.
@@ -19,7 +20,9 @@
  *            the VMM to it too (taskset) to have every wake-up a switch on that CPU
  *
  * It prints `listening` once the socket is ready, then, after the measurements, the line
- *   RESULT read4k_ns=N read4k_count=N readmax_ns=N readmax_count=N step_ns=N step_count=N int3_ns=N int3_count=N cpu=N
+ *   RESULT read4k_ns=N read4k_count=N readmax_ns=N readmax_count=N read4k_pipe_ns=N readmax_pipe_ns=N
+ *          step_ns=N step_count=N int3_ns=N int3_count=N cpu=N
+ * (the _pipe_ns over the same count as their one-in-flight runs)
  * each _ns the total over its _count timed round trips; cpu is the pinned CPU, or -1 for any.
  * Not part of nodevisor.
  */
@@ -55,6 +58,7 @@
 #define HELLO_MAX 65536
 #define READ_WINDOW (16u << 20)
 #define READ_WARMUP 1000L
+#define READ_DEPTH 16
 #define EVENT_WARMUP 500L
 
 struct kvmi_msg_hdr {
@@ -311,6 +315,38 @@ static int64_t time_reads(uint64_t size, long count) {
 }
 
 /*
+ * ns for `count` reads of `size` bytes with READ_DEPTH in flight, after READ_WARMUP untimed
+ * ones: a request goes out as each reply comes in, and replies must come in order.
+ */
+static int64_t time_reads_pipelined(uint64_t size, long count) {
+  uint64_t slots = (READ_WINDOW - size) / 4096;
+  long total = READ_WARMUP + count, sent = 0;
+  uint32_t first = next_seq;
+  int64_t t0 = 0;
+  for (; sent < READ_DEPTH && sent < total; sent++) {
+    struct kvmi_physical q = {((uint64_t)sent * 7 % slots) * 4096, size};
+    send_message(KVMI_READ_PHYSICAL, next_seq++, &q, sizeof q);
+  }
+  for (long done = 0; done < total; done++) {
+    if (done == READ_WARMUP) t0 = now_ns();
+    if (receive() == KVMI_EVENT) fail("an event during reads");
+    struct kvmi_error_code ec;
+    memcpy(&ec, reply.payload, sizeof ec);
+    if (reply.hdr.id != KVMI_READ_PHYSICAL || reply.hdr.seq != first + (uint32_t)done || ec.err != 0
+        || reply.hdr.size != sizeof ec + size) {
+      fail("pipelined READ_PHYSICAL %ld: message %u (seq %u, err %d, %u bytes)", done, reply.hdr.id, reply.hdr.seq, ec.err,
+           reply.hdr.size);
+    }
+    if (sent < total) {
+      struct kvmi_physical q = {((uint64_t)sent * 7 % slots) * 4096, size};
+      send_message(KVMI_READ_PHYSICAL, next_seq++, &q, sizeof q);
+      sent++;
+    }
+  }
+  return now_ns() - t0;
+}
+
+/*
  * Answers warm-up + count events of one kind with `action` as each arrives; ns over the last
  * `count`. The last event is left held, unanswered, for the caller to undo its hook first.
  */
@@ -382,6 +418,8 @@ int main(int argc, char **argv) {
   next_event(KVMI_EVENT_PAUSE_VCPU, 0);
   int64_t read4k_ns = time_reads(4096, reads);
   int64_t readmax_ns = time_reads(KVMI_MAX_READ, reads);
+  int64_t read4k_pipe_ns = time_reads_pipelined(4096, reads);
+  int64_t readmax_pipe_ns = time_reads_pipelined(KVMI_MAX_READ, reads);
   reply_event(KVMI_EVENT_ACTION_CONTINUE);
 
   /* Single-step events on the guest's `jmp $`. */
@@ -416,10 +454,10 @@ int main(int argc, char **argv) {
   reply_event(KVMI_EVENT_ACTION_RETRY);
   control_event(KVMI_EVENT_BREAKPOINT, 0);
 
-  printf("RESULT read4k_ns=%lld read4k_count=%ld readmax_ns=%lld readmax_count=%ld step_ns=%lld step_count=%ld "
-         "int3_ns=%lld int3_count=%ld cpu=%d\n",
-         (long long)read4k_ns, reads, (long long)readmax_ns, reads, (long long)step_ns, events, (long long)int3_ns,
-         events, cpu);
+  printf("RESULT read4k_ns=%lld read4k_count=%ld readmax_ns=%lld readmax_count=%ld read4k_pipe_ns=%lld readmax_pipe_ns=%lld "
+         "step_ns=%lld step_count=%ld int3_ns=%lld int3_count=%ld cpu=%d\n",
+         (long long)read4k_ns, reads, (long long)readmax_ns, reads, (long long)read4k_pipe_ns, (long long)readmax_pipe_ns,
+         (long long)step_ns, events, (long long)int3_ns, events, cpu);
   close(sock);
   return 0;
 }
