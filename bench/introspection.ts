@@ -642,9 +642,9 @@ function printCTool(r: IntrospectionResults): void {
   console.log(`   each run: reads 4 KiB ${each(r.cTool.map((x) => x.read4kUs), 1)} / ${each(r.cToolPinned.map((x) => x.read4kUs), 1)} us,`
     + ` steps ${each(r.cTool.map((x) => x.stepUs), 0)} / ${each(r.cToolPinned.map((x) => x.stepUs), 0)} us (any / one CPU).`);
   console.log(`   ${READS} reads per size, one in flight and ${PIPELINE} in flight (a request per reply), vCPU held; ${STEPS} events per kind`);
-  console.log(`   after ${WARMUP} warm-up. The tool and the`);
-  console.log(`   VMM in separate processes, free or both pinned to CPU ${PINNED_CPU}. The verdict is taken on one CPU, where the C floors`);
-  console.log('   themselves leave room for the targets (on any CPU a wake-up across CPUs alone costs tens of us on this PVM host).');
+  console.log(`   after ${WARMUP} warm-up. The tool and the VMM in separate processes, free or both pinned to CPU ${PINNED_CPU}. The verdict is`);
+  console.log('   taken on one CPU, where the C floors themselves leave room for the targets (on any CPU a wake-up across CPUs');
+  console.log('   alone costs tens of us on this PVM host).');
 }
 
 export function printIntrospection(r: IntrospectionResults): void {
