@@ -21,7 +21,7 @@ import { errorNumber } from '../wire/errors.js';
 import { encodeEventReply } from '../wire/events.js';
 import { FrameReader } from '../wire/frame-reader.js';
 import { decodeReply, encodeMessage, KVMI_MAX_REPLY_DATA, type Frame } from '../wire/header.js';
-import { dialect, type KvmiCommand } from '../wire/ids.js';
+import { dialect, type KvmiAction, type KvmiCommand } from '../wire/ids.js';
 
 const v7 = dialect('v7');
 
@@ -205,14 +205,24 @@ async function ownReader(t: RawTool): Promise<void> {
 /** Bytes handed to the kernel before the blocking readOwnReply runs on this thread. */
 const written = (t: RawTool, bytes: Uint8Array): Promise<void> => new Promise((resolve) => t.socket.write(bytes, () => resolve()));
 
+/** vCPU `vcpu` sends a breakpoint event itself, taking the reading side if it can; the event as the tool got it. */
+async function breakpointOut(t: RawTool, vcpu = 0): Promise<{ hit: Promise<KvmiAction>; ev: Frame }> {
+  const hit = t.target.sendOwnEvent(vcpu, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
+  assert.ok(hit !== undefined, 'enabled: the vCPU sends it itself');
+  const [ev] = await t.frames(1);
+  return { hit, ev: ev! };
+}
+
+/** The tool's reply to breakpoint event `ev` of vCPU `vcpu`: action 0 CONTINUE, 1 RETRY. */
+const breakpointReply = (ev: Frame, vcpu: number, action: number): Uint8Array =>
+  encodeMessage(v7.eventReplyMessage, ev.seq, encodeEventReply(v7, { vcpu, action, event: 'BREAKPOINT' }));
+
 test('a vCPU reads the reply to its own event itself, then hands the socket back: the next command is answered', async () => {
   await using t = await rawTool();
   await ownReader(t);
-  const hit = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
-  assert.ok(hit !== undefined);
+  const { hit, ev } = await breakpointOut(t);
   assert.equal(t.target.eventSlots.reading(0), true, 'the vCPU took the reading side as it sent');
-  const [ev] = await t.frames(1);
-  await written(t, encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 1, event: 'BREAKPOINT' })));
+  await written(t, breakpointReply(ev, 0, 1));
   assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), true, 'answered by the vCPU');
   assert.equal(t.target.eventSlots.reading(0), false);
   assert.equal(await hit, 'retry');
@@ -224,13 +234,11 @@ test('a vCPU reads the reply to its own event itself, then hands the socket back
 test('a command ahead of the reply: the vCPU leaves both to the socket thread, in order', async () => {
   await using t = await rawTool();
   await ownReader(t);
-  const hit = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
-  assert.ok(hit !== undefined && t.target.eventSlots.reading(0));
-  const [ev] = await t.frames(1);
+  const { hit, ev } = await breakpointOut(t);
+  assert.equal(t.target.eventSlots.reading(0), true);
   t.target.ram.set([9, 8, 7], 0x3000);
-  const read = readPhysical(0x3000, 3);
-  await written(t, Buffer.concat([read, encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 0, event: 'BREAKPOINT' }))]));
-  assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), false, 'not its reply first: nothing taken');
+  await written(t, Buffer.concat([readPhysical(0x3000, 3), breakpointReply(ev, 0, 0)]));
+  assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), false, 'not its reply first: handed back');
   const [r] = await t.frames(1);
   assert.deepEqual([...decodeReply(r!.payload).data], [9, 8, 7]);
   assert.equal(await hit, 'continue', 'the socket thread answered the vCPU');
@@ -239,32 +247,29 @@ test('a command ahead of the reply: the vCPU leaves both to the socket thread, i
 test('a tool slower than the vCPU waits, or gone, leaves the reply to the socket thread or the session', async () => {
   await using t = await rawTool();
   await ownReader(t);
-  const first = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
-  assert.ok(first !== undefined && t.target.eventSlots.reading(0));
-  const [ev] = await t.frames(1);
+  const first = await breakpointOut(t);
+  assert.equal(t.target.eventSlots.reading(0), true);
   const start = performance.now();
   assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 20), false, 'no reply within 20 ms');
   assert.ok(performance.now() - start >= 19, 'it waited');
-  t.send(encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 1, event: 'BREAKPOINT' })));
-  assert.equal(await first, 'retry', 'the socket thread answered the late reply');
+  t.send(breakpointReply(first.ev, 0, 1));
+  assert.equal(await first.hit, 'retry', 'the socket thread answered the late reply');
 
   while (!t.target.eventSlots.offersReading) await new Promise((resolve) => setTimeout(resolve, 5));
-  const second = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
-  assert.ok(second !== undefined && t.target.eventSlots.reading(0));
-  await t.frames(1);
+  const second = await breakpointOut(t);
+  assert.equal(t.target.eventSlots.reading(0), true);
   t.socket.destroy();
   await t.closed;
   assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), false, 'the connection closed');
-  assert.equal(await second, 'continue', 'the session ended and released the vCPU');
+  assert.equal(await second.hit, 'continue', 'the session ended and released the vCPU');
 });
 
 test('part of a reply when the vCPU stops waiting: the bytes it read go back to the socket thread, which completes the frame', async () => {
   await using t = await rawTool();
   await ownReader(t);
-  const hit = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
-  assert.ok(hit !== undefined && t.target.eventSlots.reading(0));
-  const [ev] = await t.frames(1);
-  const reply = encodeMessage(v7.eventReplyMessage, ev!.seq, encodeEventReply(v7, { vcpu: 0, action: 1, event: 'BREAKPOINT' }));
+  const { hit, ev } = await breakpointOut(t);
+  assert.equal(t.target.eventSlots.reading(0), true);
+  const reply = breakpointReply(ev, 0, 1);
   await written(t, reply.subarray(0, 10));
   assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 20), false, 'the rest did not come in time');
   t.send(reply.subarray(10));
@@ -278,16 +283,12 @@ test('two vCPUs\' events out, the other one\'s reply first: the reading vCPU han
   t.send(command('CONTROL_EVENTS', LAYOUTS.CONTROL_EVENTS.encodeRequest({ vcpu: 1, event: v7.eventId('BREAKPOINT')!, enable: true })));
   assert.equal(decodeReply((await t.frames(1))[0]!.payload).err, 0);
   await ownReader(t);
-  const first = t.target.sendOwnEvent(0, { event: 'BREAKPOINT', gpa: 0x1000n, insnLength: 1 }, true);
-  const second = t.target.sendOwnEvent(1, { event: 'BREAKPOINT', gpa: 0x2000n, insnLength: 1 }, true);
-  assert.ok(first !== undefined && second !== undefined);
+  const a = await breakpointOut(t, 0);
+  const b = await breakpointOut(t, 1);
   assert.equal(t.target.eventSlots.reading(0), true);
   assert.equal(t.target.eventSlots.reading(1), false, 'one reader at a time');
-  const [a, b] = await t.frames(2);
-  const replyTo = (f: Frame, vcpu: number, action: number): Uint8Array =>
-    encodeMessage(v7.eventReplyMessage, f.seq, encodeEventReply(v7, { vcpu, action, event: 'BREAKPOINT' }));
-  await written(t, Buffer.concat([replyTo(b!, 1, 1), replyTo(a!, 0, 0)]));
+  await written(t, Buffer.concat([breakpointReply(b.ev, 1, 1), breakpointReply(a.ev, 0, 0)]));
   assert.equal(readOwnReply(t.target.eventSlots, 0, 0, 2000), false, 'vCPU 1\'s reply came first');
-  assert.equal(await second, 'retry');
-  assert.equal(await first, 'continue');
+  assert.equal(await b.hit, 'retry');
+  assert.equal(await a.hit, 'continue');
 });
