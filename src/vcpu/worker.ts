@@ -280,10 +280,13 @@ function injectException(cmd: Extract<VcpuCommand, { cmd: 'inject-exception' }>)
 /** MSRs read into each introspection event ('event-msrs'). */
 let eventMsrs: number[] = [];
 
-/** Registers and event MSRs, read here so the tool gets them without a round trip to this thread. */
-function eventState(): IntrospectionState | null {
+/**
+ * Registers and event MSRs, read here so the tool gets them without a round trip to this
+ * thread; in `into` when given (see directBlock).
+ */
+function eventState(into?: Uint8Array): IntrospectionState | null {
   try {
-    return vcpu.getStateBlock(eventMsrs);
+    return vcpu.getStateBlock(eventMsrs, into);
   } catch {
     return null; // the main thread asks again, and reports what fails
   }
@@ -295,14 +298,7 @@ function eventState(): IntrospectionState | null {
  */
 const directBlock = new Uint8Array(KVM_REGS_SIZE + KVM_SREGS_SIZE + 8 + 64 * KVM_MSR_ENTRY_SIZE);
 const directOptions = { ownRead: true, scratch: new Uint8Array(DIRECT_EVENT_MAX_BYTES) };
-
-function directState(): Uint8Array | null {
-  try {
-    return vcpu.getStateBlock(eventMsrs, directBlock);
-  } catch {
-    return null;
-  }
-}
+const directState = (): Uint8Array | null => eventState(directBlock);
 
 /** Introspection's event slots, once the machine's target has handed them over. */
 let slots: EventSlots | null = null;
