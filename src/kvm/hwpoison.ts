@@ -19,7 +19,7 @@
  */
 import koffi from 'koffi';
 import {
-  close, errno, getpid, gettid, ioctlPtr, open, O_CLOEXEC, pthreadSigmask, SIG_BLOCK, sigset, sigtimedwait,
+  close, errno, getpid, gettid, ioctlPtr, open, O_CLOEXEC, pthreadSigmask, SIG_BLOCK, sigset, sigtimedwait, timespec,
 } from './libc.js';
 import { errnoName } from './errno.js';
 import { decodeSiginfo, encodeFaultSiginfo, SIGBUS, siginfoBuffer, type SigInfo } from './siginfo.js';
@@ -77,7 +77,7 @@ function checkRange(hostAddress: bigint, len: number): void {
 // --- SIGBUS collection -----------------------------------------------------------------
 
 const sigbusSet = sigset(SIGBUS);
-const zeroTimeout = new Uint8Array(16);
+const zeroTimeout = timespec(0);
 
 /**
  * Blocks SIGBUS in the calling thread, so that the kernel's memory-error SIGBUS stays pending

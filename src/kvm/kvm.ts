@@ -325,10 +325,6 @@ export class KvmVcpu implements HypervisorVcpu {
     return decodeSregs(this.sregsBytes());
   }
 
-  getCr0(): bigint {
-    return this.sregsWord(SREGS.cr0);
-  }
-
   getCodeAddress(): { rip: bigint; csBase: bigint; cr0: bigint } {
     // struct kvm_sregs starts with cs, and struct kvm_segment with its base.
     if (this.synced) {
@@ -341,13 +337,6 @@ export class KvmVcpu implements HypervisorVcpu {
     this.regsBytes();
     this.sregsBytes();
     return { rip: this.regsView.getBigUint64(REGS_RIP, true), csBase: this.sregsView.getBigUint64(0, true), cr0: this.sregsView.getBigUint64(SREGS.cr0, true) };
-  }
-
-  /** A u64 of kvm_sregs, without decoding the rest. */
-  private sregsWord(offset: number): bigint {
-    if (this.synced) return this.run.getBigUint64(KVM_RUN.syncSregs + offset, true);
-    this.sregsBytes();
-    return this.sregsView.getBigUint64(offset, true);
   }
 
   setSregs(s: Sregs): void {

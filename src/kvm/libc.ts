@@ -91,7 +91,6 @@ export const POLLERR = 0x008;
 export const POLLHUP = 0x010;
 export const SHUT_RDWR = 2;
 export const F_DUPFD_CLOEXEC = 1030;
-export const MSG_PEEK = 0x2;
 export const MSG_DONTWAIT = 0x40;
 export const EPOLL_CLOEXEC = 0o2000000;
 export const EPOLL_CTL_ADD = 1;
@@ -101,6 +100,8 @@ export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 export const EPOLL_EVENT_SIZE = 12;
+/** What write() adds one to an eventfd with (a u64 of 1). */
+export const EVENTFD_ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 /** The opaque pointer koffi returns for a `void *`. */
 export type Pointer = object;
@@ -159,7 +160,7 @@ export function futexWake(address: bigint, count: number): number {
   return futexRaw(SYS_futex, address, FUTEX_WAKE_PRIVATE, count, null);
 }
 
-/** A struct timespec (relative timeouts for futexWait and sigtimedwait). */
+/** A struct timespec: a relative timeout for futexWait or sigtimedwait. */
 export function timespec(ms: number): Uint8Array {
   const t = new Uint8Array(16);
   const v = new DataView(t.buffer);

@@ -202,10 +202,6 @@ export class FakeVcpu implements HypervisorVcpu {
     return { ...this.sregs };
   }
 
-  getCr0(): bigint {
-    return this.sregs.cr0;
-  }
-
   getCodeAddress(): { rip: bigint; csBase: bigint; cr0: bigint } {
     return { rip: this.regs.rip, csBase: this.sregs.cs.base, cr0: this.sregs.cr0 };
   }

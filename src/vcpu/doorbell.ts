@@ -21,6 +21,9 @@ export class Doorbell {
   readonly #words: Int32Array;
   readonly #index: number;
   readonly #address: bigint;
+  /** The last timeout waited with, as a struct timespec (a halted vCPU waits 10 ms each time). */
+  #timeoutMs = -1;
+  #timeout = timespec(0);
 
   constructor(at: DoorbellWord) {
     this.#words = new Int32Array(at.buffer);
@@ -44,7 +47,11 @@ export class Doorbell {
    * Returns at once if it rang since `seen` was read, so no ring is ever missed.
    */
   wait(seen: number, timeoutMs?: number): void {
-    const timeout = timeoutMs === undefined ? null : timespec(timeoutMs);
+    if (timeoutMs !== undefined && timeoutMs !== this.#timeoutMs) {
+      this.#timeoutMs = timeoutMs;
+      this.#timeout = timespec(timeoutMs);
+    }
+    const timeout = timeoutMs === undefined ? null : this.#timeout;
     while (futexWait(this.#address, seen, timeout) < 0 && errno() === EINTR && timeout === null && this.value === seen);
   }
 }

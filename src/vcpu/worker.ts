@@ -20,7 +20,7 @@ import {
   KvmVcpu, KvmVm, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, KVM_MP_STATE_RUNNABLE,
   KVM_MP_STATE_UNINITIALIZED,
 } from '../kvm/kvm.js';
-import { gettid, pthreadSigmask, SIG_BLOCK, sigset, sigtimedwait } from '../kvm/libc.js';
+import { gettid, pthreadSigmask, SIG_BLOCK, sigset, sigtimedwait, timespec } from '../kvm/libc.js';
 import { buildDevices, type Devices } from '../machine/devices.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { viewAt } from '../kvm/libc.js';
@@ -66,7 +66,7 @@ const dirtyRing = real && data.config.dirtyRingEntries > 0 ? new DirtyRing(data.
 const decoder = new ExitDecoder(vcpu.run, vcpu.runBytes);
 const memory = new GuestMemory(data.ram.map((r) => ({ ...r, bytes: new Uint8Array(viewAt(r.hostAddress, r.size)) })));
 const kickSet = sigset(C.KICK_SIGNAL);
-const zeroTimeout = new Uint8Array(16);
+const zeroTimeout = timespec(0);
 
 function post(e: VcpuEvent): void {
   parentPort!.postMessage(e);
@@ -128,7 +128,7 @@ function applyGuestDebug(): void {
 }
 
 /** A linear address through the vCPU's paging (identity, 32 bits wide, without it); null if unmapped. */
-function linearToGpa(linear: bigint, cr0: bigint = vcpu.getCr0()): bigint | null {
+function linearToGpa(linear: bigint, cr0: bigint = vcpu.getCodeAddress().cr0): bigint | null {
   if ((cr0 & 0x80000000n) === 0n) return linear & 0xffffffffn;
   try {
     return vcpu.translate(linear);

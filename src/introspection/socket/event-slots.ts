@@ -21,7 +21,7 @@
  */
 import { EINTR } from '../../kvm/errno.js';
 import {
-  EPOLL_CTL_MOD, EPOLL_EVENT_SIZE, EPOLLIN, epollCtl, errno, MSG_NOSIGNAL, send, SHUT_RDWR, shutdown, write,
+  EPOLL_CTL_MOD, EPOLL_EVENT_SIZE, EPOLLIN, epollCtl, errno, EVENTFD_ONE, MSG_NOSIGNAL, send, SHUT_RDWR, shutdown, write,
 } from '../../kvm/libc.js';
 import type { DialectName, KvmiAction } from '../wire/ids.js';
 import { Doorbell, type DoorbellWord } from '../../vcpu/doorbell.js';
@@ -78,8 +78,6 @@ const NOTICE = 5;
 const VCPU_WORDS = 8;
 
 const ACTIONS: readonly KvmiAction[] = ['continue', 'retry', 'crash'];
-/** An eventfd increment of one. */
-const ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 export class EventSlots {
   readonly buffer: SharedArrayBuffer;
@@ -379,7 +377,7 @@ export class EventSlots {
       // quiet; woken while this vCPU still reads, it waits for it (`carrying`). The eventfd
       // is written while the reading side is held: the thread cannot end (and close it) before.
       const fd = Atomics.load(this.#w, WAKE_FD);
-      if (fd >= 0) write(fd, ONE, 8);
+      if (fd >= 0) write(fd, EVENTFD_ONE, 8);
     }
     this.lock();
     try {
@@ -404,7 +402,7 @@ export class EventSlots {
     if (this.queued(vcpu) === 0) return;
     Atomics.store(this.#w, this.#at(vcpu, NOTICE), 1);
     const fd = Atomics.load(this.#w, WAKE_FD);
-    if (fd >= 0) write(fd, ONE, 8);
+    if (fd >= 0) write(fd, EVENTFD_ONE, 8);
   }
 
   /** The answer to the vCPU's own event, once given (then cleared); null until then. */

@@ -6,7 +6,7 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 
 import { errnoName } from '../../kvm/errno.js';
-import { close, EFD_CLOEXEC, EFD_NONBLOCK, errno, eventfd, write } from '../../kvm/libc.js';
+import { close, EFD_CLOEXEC, EFD_NONBLOCK, errno, eventfd, EVENTFD_ONE, write } from '../../kvm/libc.js';
 import type { SessionTransport } from '../session.js';
 import type { Frame } from '../wire/header.js';
 import type { DialectName } from '../wire/ids.js';
@@ -31,8 +31,6 @@ export interface SocketThreadOptions {
   /** The tool is gone: called once; `error` when it was not a plain close (the socket or the thread failed). */
   onPeerClosed(error?: string): void;
 }
-
-const ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 export class KvmiSocketThread implements SessionTransport {
   readonly #worker: Worker;
@@ -96,7 +94,7 @@ export class KvmiSocketThread implements SessionTransport {
   #post(m: ToSocketThread): void {
     if (this.#closed) return;
     this.#port.postMessage(m);
-    write(this.#wakeFd, ONE, 8);
+    write(this.#wakeFd, EVENTFD_ONE, 8);
   }
 
   write(bytes: Uint8Array): void {

@@ -103,7 +103,12 @@ epoll(EPOLL_CTL_ADD, outFd, 0, OUTPUT);
 epoll(EPOLL_CTL_ADD, data.wakeFd, EPOLLIN, WAKE);
 
 let wantIn = true;
-/** Whether this thread reads; a vCPU reading its own reply overrides it meanwhile (EventSlots). */
+/**
+ * Whether this thread reads; a vCPU reading its own reply overrides it meanwhile (EventSlots).
+ * No interest also means no hang-up report (epoll, unlike poll). Each reason to stop reading
+ * ends on its own: the session drains what it was given, output waiting for the tool is
+ * watched on the duplicate (which reports a hang-up), a broken stream closes the connection.
+ */
 function readInterest(want: boolean): void {
   if (want === wantIn) return;
   wantIn = want;
